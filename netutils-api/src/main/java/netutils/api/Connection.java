@@ -1,0 +1,65 @@
+package netutils.api;
+
+import java.io.IOException;
+import java.time.Duration;
+import java.util.Optional;
+
+/**
+ * A two-way stream of {@link Message}s with a peer: the original module's {@code NetworkConnection}.
+ *
+ * <p>{@link #send} may be called from several threads at once; each message goes out whole, one frame after
+ * another. {@link #receive} is meant for one reading thread at a time. Closing from any thread wakes a
+ * blocked {@code receive} with a {@link ConnectionClosedException}.
+ *
+ * <p>Errors: I/O failures are {@link IOException}s; a frame that breaks the wire format raises a
+ * {@link ProtocolException} saying what was wrong (the peer is told with an {@link MessageType#ERROR error}
+ * message and the connection is closed); an error message from the peer raises {@link RemoteErrorException}.
+ */
+public interface Connection extends AutoCloseable {
+
+    /**
+     * Sends one message as one frame.
+     *
+     * @throws FrameTooLargeException before anything is sent, if the message does not fit a frame
+     * @throws IOException if the connection fails or the write times out (the connection is then closed)
+     */
+    void send(Message message) throws IOException;
+
+    /**
+     * Waits for the next message.
+     *
+     * @throws ConnectionClosedException if the peer closed the connection between messages, or it was closed here
+     * @throws ProtocolException if the frame breaks the wire format, or the peer vanished mid-frame
+     * @throws RemoteErrorException if the peer sent an error message
+     * @throws IOException if the connection fails or the peer stops mid-frame for longer than the read timeout
+     */
+    Message receive() throws IOException;
+
+    /**
+     * Waits at most {@code timeout} for the next message to begin. A timeout before the first byte of a frame
+     * leaves the connection usable and returns empty; once a frame has begun, the read timeout applies.
+     *
+     * @throws IOException as {@link #receive()}
+     */
+    Optional<Message> receive(Duration timeout) throws IOException;
+
+    /**
+     * Sends {@code request} and waits for the next message, the original module's send-then-receive pattern.
+     *
+     * @throws IOException as {@link #send} and {@link #receive()}
+     */
+    default Message request(Message request) throws IOException {
+        send(request);
+        return receive();
+    }
+
+    /** Whether the connection is still open. */
+    boolean isOpen();
+
+    /** Who the peer is, for logs: an address, or a name for in-memory connections. */
+    String peer();
+
+    /** Closes the connection; further calls do nothing. */
+    @Override
+    void close() throws IOException;
+}

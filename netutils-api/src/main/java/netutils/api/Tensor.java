@@ -1,0 +1,412 @@
+package netutils.api;
+
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.util.Arrays;
+import java.util.Objects;
+
+/**
+ * An n-dimensional array: a {@link DType}, a shape of rank 0 to {@value #MAX_RANK}, and contiguous row-major
+ * little-endian data held in a {@link MemorySegment}.
+ *
+ * <p>Because the data is a {@code MemorySegment}, one tensor may be larger than 2 GiB; the array accessors
+ * ({@link #toFloatArray()} and its siblings) are for tensors that fit a Java array. The byte size of the
+ * data always equals the product of the shape times {@link DType#byteWidth()}; the factories check it.
+ *
+ * <p>Tensors are immutable values: the factories that take arrays or buffers copy them, and {@link #data()}
+ * is a read-only view. {@link #wrap} is the zero-copy exception for large data the caller already holds;
+ * the caller then must not change the memory while the tensor is in use. Memory allocated by this class
+ * (copies, received tensors) is freed by the garbage collector once the tensor is unreachable.
+ *
+ * <pre>{@code
+ * Tensor hidden = Tensor.ofFloats(new float[] {0.1f, 0.2f, 0.3f, 0.4f}, 1, 2, 2); // F32 [1, 2, 2]
+ * Tensor position = Tensor.scalar(42);                                          // I64 []
+ * float[] back = hidden.toFloatArray();
+ * }</pre>
+ */
+public final class Tensor {
+    /** The largest rank accepted. */
+    public static final int MAX_RANK = 8;
+    /** Every segment this class allocates is aligned to this many bytes, like the frame's data area. */
+    public static final int ALIGNMENT = 64;
+
+    private static final ValueLayout.OfFloat F32_LE = ValueLayout.JAVA_FLOAT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
+    private static final ValueLayout.OfDouble F64_LE = ValueLayout.JAVA_DOUBLE_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
+    private static final ValueLayout.OfLong I64_LE = ValueLayout.JAVA_LONG_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
+    private static final ValueLayout.OfInt I32_LE = ValueLayout.JAVA_INT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
+    private static final ValueLayout.OfShort I16_LE = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
+
+    private final DType dtype;
+    private final long[] shape;
+    private final MemorySegment data;
+
+    private Tensor(DType dtype, long[] shape, MemorySegment data) {
+        this.dtype = dtype;
+        this.shape = shape;
+        this.data = data.asReadOnly();
+    }
+
+    // ---------------------------------------------------------------- factories
+
+    /**
+     * A tensor over {@code data} without copying it. The segment must hold exactly
+     * {@code product(shape) * dtype.byteWidth()} bytes, little-endian, row-major.
+     *
+     * @throws IllegalArgumentException if the byte size disagrees with the shape, or the shape is invalid
+     */
+    public static Tensor wrap(DType dtype, MemorySegment data, long... shape) {
+        Objects.requireNonNull(dtype, "dtype");
+        Objects.requireNonNull(data, "data");
+        long[] checkedShape = checkShape(shape);
+        long expected = byteSize(dtype, checkedShape);
+        if (data.byteSize() != expected) {
+            throw new IllegalArgumentException("tensor of " + dtype + " " + Arrays.toString(checkedShape) + " needs "
+                    + expected + " bytes, data has " + data.byteSize());
+        }
+        return new Tensor(dtype, checkedShape, data);
+    }
+
+    /** A tensor holding a copy of {@code data}; see {@link #wrap} for the size rule. */
+    public static Tensor copyOf(DType dtype, MemorySegment data, long... shape) {
+        Objects.requireNonNull(data, "data");
+        MemorySegment copy = allocate(data.byteSize());
+        copy.copyFrom(data);
+        return wrap(dtype, copy, shape);
+    }
+
+    /**
+     * A tensor holding a copy of the remaining bytes of {@code data} (raw little-endian element bytes,
+     * whatever the buffer's own byte order setting). The buffer's position is not changed.
+     */
+    public static Tensor of(DType dtype, ByteBuffer data, long... shape) {
+        Objects.requireNonNull(data, "data");
+        return copyOf(dtype, MemorySegment.ofBuffer(data), shape);
+    }
+
+    /** A tensor of raw little-endian element bytes of any dtype (copied). */
+    public static Tensor ofBytes(DType dtype, byte[] littleEndianBytes, long... shape) {
+        return copyOf(dtype, MemorySegment.ofArray(littleEndianBytes), shape);
+    }
+
+    /** An {@link DType#F32} tensor. */
+    public static Tensor ofFloats(float[] values, long... shape) {
+        MemorySegment segment = allocateFor(DType.F32, values.length, shape);
+        MemorySegment.copy(values, 0, segment, F32_LE, 0, values.length);
+        return wrap(DType.F32, segment, shape);
+    }
+
+    /** An {@link DType#F16} tensor, each value rounded to the nearest half-precision value. */
+    public static Tensor ofHalfFloats(float[] values, long... shape) {
+        MemorySegment segment = allocateFor(DType.F16, values.length, shape);
+        for (int i = 0; i < values.length; i++) {
+            segment.setAtIndex(I16_LE, i, Float.floatToFloat16(values[i]));
+        }
+        return wrap(DType.F16, segment, shape);
+    }
+
+    /** A {@link DType#BF16} tensor, each value rounded to nearest-even bfloat16. */
+    public static Tensor ofBFloat16(float[] values, long... shape) {
+        MemorySegment segment = allocateFor(DType.BF16, values.length, shape);
+        for (int i = 0; i < values.length; i++) {
+            segment.setAtIndex(I16_LE, i, floatToBFloat16(values[i]));
+        }
+        return wrap(DType.BF16, segment, shape);
+    }
+
+    /** A {@link DType#C64} tensor from interleaved (real, imaginary) pairs: two floats per element. */
+    public static Tensor ofComplex(float[] interleavedRealImaginary, long... shape) {
+        if (interleavedRealImaginary.length % 2 != 0) {
+            throw new IllegalArgumentException("complex values come in (real, imaginary) pairs; got an odd count "
+                    + interleavedRealImaginary.length);
+        }
+        MemorySegment segment = allocateFor(DType.C64, interleavedRealImaginary.length / 2, shape);
+        MemorySegment.copy(interleavedRealImaginary, 0, segment, F32_LE, 0, interleavedRealImaginary.length);
+        return wrap(DType.C64, segment, shape);
+    }
+
+    /** An {@link DType#F64} tensor. */
+    public static Tensor ofDoubles(double[] values, long... shape) {
+        MemorySegment segment = allocateFor(DType.F64, values.length, shape);
+        MemorySegment.copy(values, 0, segment, F64_LE, 0, values.length);
+        return wrap(DType.F64, segment, shape);
+    }
+
+    /** An {@link DType#I64} tensor. */
+    public static Tensor ofLongs(long[] values, long... shape) {
+        MemorySegment segment = allocateFor(DType.I64, values.length, shape);
+        MemorySegment.copy(values, 0, segment, I64_LE, 0, values.length);
+        return wrap(DType.I64, segment, shape);
+    }
+
+    /** An {@link DType#I32} tensor. */
+    public static Tensor ofInts(int[] values, long... shape) {
+        MemorySegment segment = allocateFor(DType.I32, values.length, shape);
+        MemorySegment.copy(values, 0, segment, I32_LE, 0, values.length);
+        return wrap(DType.I32, segment, shape);
+    }
+
+    /** An {@link DType#I16} tensor. */
+    public static Tensor ofShorts(short[] values, long... shape) {
+        MemorySegment segment = allocateFor(DType.I16, values.length, shape);
+        MemorySegment.copy(values, 0, segment, I16_LE, 0, values.length);
+        return wrap(DType.I16, segment, shape);
+    }
+
+    /** A {@link DType#BOOL} tensor, one byte per value. */
+    public static Tensor ofBooleans(boolean[] values, long... shape) {
+        MemorySegment segment = allocateFor(DType.BOOL, values.length, shape);
+        for (int i = 0; i < values.length; i++) {
+            segment.set(ValueLayout.JAVA_BYTE, i, values[i] ? (byte) 1 : (byte) 0);
+        }
+        return wrap(DType.BOOL, segment, shape);
+    }
+
+    /** A rank-0 {@link DType#I64} tensor, the natural form of a {@code KV_index}. */
+    public static Tensor scalar(long value) {
+        return ofLongs(new long[] {value});
+    }
+
+    /** A tensor of zero bytes (all-zero bit patterns) of any dtype and shape, possibly over 2 GiB. */
+    public static Tensor zeros(DType dtype, long... shape) {
+        long[] checked = checkShape(shape);
+        return wrap(dtype, allocate(byteSize(dtype, checked)), checked);
+    }
+
+    // ---------------------------------------------------------------- accessors
+
+    /** The element type. */
+    public DType dtype() {
+        return dtype;
+    }
+
+    /** A copy of the shape; empty for a scalar. */
+    public long[] shape() {
+        return shape.clone();
+    }
+
+    /** The number of dimensions. */
+    public int rank() {
+        return shape.length;
+    }
+
+    /** The size of dimension {@code axis}. */
+    public long dim(int axis) {
+        return shape[axis];
+    }
+
+    /** The number of elements: the product of the shape, 1 for a scalar. */
+    public long elementCount() {
+        return elementCount(shape);
+    }
+
+    /** The size of the data in bytes. */
+    public long byteSize() {
+        return data.byteSize();
+    }
+
+    /** The data, read-only, little-endian, row-major. */
+    public MemorySegment data() {
+        return data;
+    }
+
+    /** The raw little-endian bytes of any dtype. */
+    public byte[] toByteArray() {
+        checkArraySized(data.byteSize());
+        return data.toArray(ValueLayout.JAVA_BYTE);
+    }
+
+    /**
+     * The values as floats: exact for {@link DType#F32}, widened for {@link DType#F16} and {@link DType#BF16},
+     * interleaved (real, imaginary) pairs for {@link DType#C64}.
+     */
+    public float[] toFloatArray() {
+        return switch (dtype) {
+            case F32, C64 -> {
+                long count = data.byteSize() / Float.BYTES;
+                checkArraySized(count);
+                float[] out = new float[(int) count];
+                MemorySegment.copy(data, F32_LE, 0, out, 0, out.length);
+                yield out;
+            }
+            case F16, BF16 -> {
+                long count = elementCount();
+                checkArraySized(count);
+                float[] out = new float[(int) count];
+                for (int i = 0; i < out.length; i++) {
+                    short bits = data.getAtIndex(I16_LE, i);
+                    out[i] = dtype == DType.F16 ? Float.float16ToFloat(bits) : Float.intBitsToFloat(bits << 16);
+                }
+                yield out;
+            }
+            default -> throw wrongType("toFloatArray", "F32, F16, BF16 or C64");
+        };
+    }
+
+    /** The values of an {@link DType#F64} tensor. */
+    public double[] toDoubleArray() {
+        requireType(DType.F64, "toDoubleArray");
+        double[] out = new double[arrayLength()];
+        MemorySegment.copy(data, F64_LE, 0, out, 0, out.length);
+        return out;
+    }
+
+    /** The values of an {@link DType#I64} tensor. */
+    public long[] toLongArray() {
+        requireType(DType.I64, "toLongArray");
+        long[] out = new long[arrayLength()];
+        MemorySegment.copy(data, I64_LE, 0, out, 0, out.length);
+        return out;
+    }
+
+    /** The values of an {@link DType#I32} tensor. */
+    public int[] toIntArray() {
+        requireType(DType.I32, "toIntArray");
+        int[] out = new int[arrayLength()];
+        MemorySegment.copy(data, I32_LE, 0, out, 0, out.length);
+        return out;
+    }
+
+    /** The values of an {@link DType#I16} tensor. */
+    public short[] toShortArray() {
+        requireType(DType.I16, "toShortArray");
+        short[] out = new short[arrayLength()];
+        MemorySegment.copy(data, I16_LE, 0, out, 0, out.length);
+        return out;
+    }
+
+    /** The values of a {@link DType#BOOL} tensor (any non-zero byte is true). */
+    public boolean[] toBooleanArray() {
+        requireType(DType.BOOL, "toBooleanArray");
+        boolean[] out = new boolean[arrayLength()];
+        for (int i = 0; i < out.length; i++) {
+            out[i] = data.get(ValueLayout.JAVA_BYTE, i) != 0;
+        }
+        return out;
+    }
+
+    /**
+     * The single value of a one-element integer tensor (I64, I32, I16, I8, U8 or BOOL), such as a
+     * {@code KV_index}.
+     */
+    public long longValue() {
+        if (elementCount() != 1) {
+            throw new IllegalStateException("longValue needs a one-element tensor, this one has shape "
+                    + Arrays.toString(shape));
+        }
+        return switch (dtype) {
+            case I64 -> data.get(I64_LE, 0);
+            case I32 -> data.get(I32_LE, 0);
+            case I16 -> data.get(I16_LE, 0);
+            case I8, BOOL -> data.get(ValueLayout.JAVA_BYTE, 0);
+            case U8 -> Byte.toUnsignedLong(data.get(ValueLayout.JAVA_BYTE, 0));
+            default -> throw wrongType("longValue", "an integer type");
+        };
+    }
+
+    /** Equal when dtype, shape and every data byte are equal. */
+    @Override
+    public boolean equals(Object other) {
+        return other instanceof Tensor that
+                && dtype == that.dtype
+                && Arrays.equals(shape, that.shape)
+                && data.mismatch(that.data) == -1;
+    }
+
+    @Override
+    public int hashCode() {
+        return 31 * dtype.hashCode() + Arrays.hashCode(shape);
+    }
+
+    @Override
+    public String toString() {
+        return "Tensor[" + dtype + " " + Arrays.toString(shape) + ", " + data.byteSize() + " bytes]";
+    }
+
+    // ---------------------------------------------------------------- shape arithmetic
+
+    /**
+     * The byte size a tensor of this dtype and shape has.
+     *
+     * @throws IllegalArgumentException if the shape is invalid or the size overflows a {@code long}
+     */
+    public static long byteSize(DType dtype, long[] shape) {
+        try {
+            return Math.multiplyExact(elementCount(shape), dtype.byteWidth());
+        } catch (ArithmeticException e) {
+            throw new IllegalArgumentException("shape " + Arrays.toString(shape) + " of " + dtype + " overflows 64 bits");
+        }
+    }
+
+    private static long elementCount(long[] shape) {
+        long count = 1;
+        for (long dim : shape) {
+            try {
+                count = Math.multiplyExact(count, dim);
+            } catch (ArithmeticException e) {
+                throw new IllegalArgumentException("shape " + Arrays.toString(shape) + " overflows 64 bits");
+            }
+        }
+        return count;
+    }
+
+    private static long[] checkShape(long[] shape) {
+        Objects.requireNonNull(shape, "shape");
+        if (shape.length > MAX_RANK) {
+            throw new IllegalArgumentException("rank " + shape.length + " exceeds the maximum of " + MAX_RANK);
+        }
+        for (int i = 0; i < shape.length; i++) {
+            if (shape[i] < 0) {
+                throw new IllegalArgumentException("dimension " + i + " of shape " + Arrays.toString(shape) + " is negative");
+            }
+        }
+        elementCount(shape);
+        return shape.clone();
+    }
+
+    private static MemorySegment allocateFor(DType dtype, long valueCount, long[] shape) {
+        long expected = elementCount(checkShape(shape));
+        if (valueCount != expected) {
+            throw new IllegalArgumentException("shape " + Arrays.toString(shape) + " has " + expected
+                    + " elements, got " + valueCount + " " + dtype + " values");
+        }
+        return allocate(Math.multiplyExact(valueCount, (long) dtype.byteWidth()));
+    }
+
+    private static MemorySegment allocate(long bytes) {
+        return Arena.ofAuto().allocate(bytes, ALIGNMENT);
+    }
+
+    private static short floatToBFloat16(float value) {
+        int bits = Float.floatToRawIntBits(value);
+        if (Float.isNaN(value)) {
+            return (short) ((bits >>> 16) | 0x40); // keep it a quiet NaN after truncation
+        }
+        int roundingBias = 0x7FFF + ((bits >>> 16) & 1);
+        return (short) ((bits + roundingBias) >>> 16);
+    }
+
+    private int arrayLength() {
+        long count = elementCount();
+        checkArraySized(count);
+        return (int) count;
+    }
+
+    private static void checkArraySized(long count) {
+        if (count > Integer.MAX_VALUE - 8) {
+            throw new IllegalStateException(count + " values do not fit a Java array; read data() instead");
+        }
+    }
+
+    private void requireType(DType expected, String accessor) {
+        if (dtype != expected) {
+            throw wrongType(accessor, expected.toString());
+        }
+    }
+
+    private IllegalStateException wrongType(String accessor, String expected) {
+        return new IllegalStateException(accessor + " needs " + expected + ", this tensor is " + dtype);
+    }
+}

@@ -1,0 +1,347 @@
+package netutils.api.internal;
+
+import java.io.EOFException;
+import java.io.IOException;
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.util.Arrays;
+import java.util.HashSet;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import java.util.zip.CRC32C;
+import netutils.api.DType;
+import netutils.api.FrameHeader;
+import netutils.api.Frames;
+import netutils.api.Message;
+import netutils.api.MessageType;
+import netutils.api.ProtocolException;
+import netutils.api.ProtocolException.Kind;
+import netutils.api.Serializers;
+import netutils.api.Tensor;
+import netutils.api.spi.Envelope;
+import netutils.api.spi.Serializer;
+
+/**
+ * Reads one frame from a {@link FrameSource} and builds the {@link Message}, validating every field on the way.
+ * Tensor bytes go from the source straight into each tensor's own segment; nothing is allocated for a tensor
+ * before its turn comes, and an envelope only once its declared length has passed the limits.
+ */
+public final class FrameDecoder {
+    /** Views into a tensor segment are at most this large (a ByteBuffer holds under 2 GiB). */
+    private static final long MAX_READ = 1L << 30;
+    /** With a checksum, read in slices this large so the CRC runs over bytes still in cache. */
+    private static final long CHECKSUM_SLICE = 1L << 20;
+
+    /**
+     * What a receiver accepts.
+     *
+     * @param maxBodyLength the largest body length, at most {@link Frames#MAX_BODY_LENGTH}
+     * @param maxEnvelopeLength the largest envelope, in bytes
+     */
+    public record Limits(long maxBodyLength, int maxEnvelopeLength) {
+        /** What the protocol itself allows. */
+        public static final Limits PROTOCOL_MAXIMUM = new Limits(Frames.MAX_BODY_LENGTH, Integer.MAX_VALUE - 8);
+
+        /** Checks the ranges. */
+        public Limits {
+            if (maxBodyLength < 0 || maxBodyLength > Frames.MAX_BODY_LENGTH) {
+                throw new IllegalArgumentException("maxBodyLength must be 0.." + Frames.MAX_BODY_LENGTH);
+            }
+            if (maxEnvelopeLength < 0) {
+                throw new IllegalArgumentException("maxEnvelopeLength must not be negative");
+            }
+        }
+    }
+
+    /** Reserves memory for a frame before its tensors are allocated; a server's bytes-in-flight budget. */
+    public interface MemoryBudget {
+        /** No budget. */
+        MemoryBudget UNLIMITED = new MemoryBudget() {
+            @Override
+            public void acquire(long bytes) {
+            }
+
+            @Override
+            public void release(long bytes) {
+            }
+        };
+
+        /** Blocks until {@code bytes} may be held, or throws if they never can. */
+        void acquire(long bytes) throws IOException;
+
+        /** Gives back what {@link #acquire} took. */
+        void release(long bytes);
+    }
+
+    /**
+     * A decoded frame.
+     *
+     * @param message the message
+     * @param serializer the serializer that wrote its envelope
+     * @param frameLength bytes the frame took on the wire
+     */
+    public record Decoded(Message message, Serializer serializer, long frameLength) {
+    }
+
+    private FrameDecoder() {
+    }
+
+    /**
+     * Decodes a buffer that holds exactly one frame.
+     *
+     * @throws ProtocolException if the frame is malformed, the input is shorter, or bytes follow it
+     */
+    public static Decoded decodeWhole(MemorySegment frame, Limits limits) throws ProtocolException {
+        SegmentSource source = new SegmentSource(frame);
+        Decoded decoded;
+        try {
+            decoded = read(source, limits, MemoryBudget.UNLIMITED);
+        } catch (ProtocolException e) {
+            throw e;
+        } catch (IOException e) {
+            throw new ProtocolException(Kind.TRUNCATED, e.getMessage(), e);
+        }
+        if (decoded == null) {
+            throw new ProtocolException(Kind.TRUNCATED, "raw message is empty: a frame has at least "
+                    + Frames.HEADER_LENGTH + " bytes");
+        }
+        if (source.remaining() > 0) {
+            throw new ProtocolException(Kind.TRAILING_BYTES, "raw message has " + source.remaining()
+                    + " bytes after the end of its " + decoded.frameLength() + "-byte frame");
+        }
+        return decoded;
+    }
+
+    /**
+     * Reads the next frame.
+     *
+     * @return the frame, or {@code null} if the source ended cleanly before it began
+     * @throws ProtocolException if the frame breaks the format, or the source ends inside it ({@link Kind#TRUNCATED})
+     * @throws IOException if reading fails
+     */
+    public static Decoded read(FrameSource source, Limits limits, MemoryBudget budget) throws IOException {
+        ByteBuffer head = ByteBuffer.allocate(Frames.HEADER_LENGTH).order(ByteOrder.BIG_ENDIAN);
+        try {
+            if (!source.readFrameStart(head)) {
+                return null;
+            }
+        } catch (EOFException e) {
+            throw truncated("the frame header", head.position(), Frames.HEADER_LENGTH, e);
+        }
+        head.flip();
+        FrameHeader header = FrameHeader.decode(head, limits.maxBodyLength());
+        Serializer serializer = Serializers.byId(header.serializerId());
+        budget.acquire(header.bodyLength());
+        try {
+            return new BodyReader(source, header, limits, serializer).read();
+        } finally {
+            budget.release(header.bodyLength());
+        }
+    }
+
+    private static ProtocolException truncated(String what, long got, long of, EOFException cause) {
+        return new ProtocolException(Kind.TRUNCATED, "peer stopped in the middle of a frame: got " + got + " of "
+                + of + " bytes of " + what, cause);
+    }
+
+    /** The state of reading one body. */
+    private static final class BodyReader {
+        private final FrameSource source;
+        private final FrameHeader header;
+        private final Limits limits;
+        private final Serializer serializer;
+        private final CRC32C crc;
+        private long bodyRead;
+
+        BodyReader(FrameSource source, FrameHeader header, Limits limits, Serializer serializer) {
+            this.source = source;
+            this.header = header;
+            this.limits = limits;
+            this.serializer = serializer;
+            this.crc = header.hasChecksum() ? new CRC32C() : null;
+        }
+
+        Decoded read() throws IOException {
+            long bodyLength = header.bodyLength();
+            if (bodyLength < Frames.ENVELOPE_LENGTH_FIELD) {
+                throw new ProtocolException(Kind.MALFORMED_ENVELOPE, "frame body of " + bodyLength
+                        + " bytes is too short to hold the 4-byte envelope length");
+            }
+            ByteBuffer lengthField = ByteBuffer.allocate(Frames.ENVELOPE_LENGTH_FIELD);
+            fill(lengthField, "the envelope length");
+            long envelopeLength = Integer.toUnsignedLong(lengthField.getInt(0));
+            if (envelopeLength > bodyLength - Frames.ENVELOPE_LENGTH_FIELD) {
+                throw new ProtocolException(Kind.MALFORMED_ENVELOPE, "envelope length " + envelopeLength
+                        + " runs past the end of the " + bodyLength + "-byte body");
+            }
+            if (envelopeLength > limits.maxEnvelopeLength()) {
+                throw new ProtocolException(Kind.MALFORMED_ENVELOPE, "envelope of " + envelopeLength
+                        + " bytes exceeds the limit of " + limits.maxEnvelopeLength() + " bytes");
+            }
+            byte[] envelopeBytes = new byte[(int) envelopeLength];
+            fill(ByteBuffer.wrap(envelopeBytes), "the envelope");
+            Envelope envelope;
+            try {
+                envelope = serializer.readEnvelope(envelopeBytes);
+            } catch (ProtocolException e) {
+                throw e;
+            } catch (RuntimeException e) {
+                throw new ProtocolException(Kind.MALFORMED_ENVELOPE, serializer.name() + " envelope does not parse: "
+                        + e.getMessage(), e);
+            }
+            long dataStart = Frames.align(Frames.ENVELOPE_LENGTH_FIELD + envelopeLength);
+            Message.Builder builder = startMessage(envelope);
+            List<Envelope.Entry> entries = envelope.tensors();
+            DType[] dtypes = validateTable(entries, dataStart);
+
+            for (int i = 0; i < entries.size(); i++) {
+                Envelope.Entry entry = entries.get(i);
+                skipTo(dataStart + entry.offset());
+                MemorySegment data = Arena.ofAuto().allocate(entry.nbytes(), Frames.DATA_ALIGNMENT);
+                readTensor(data, entry);
+                builder.tensor(entry.name(), Tensor.wrap(dtypes[i], data, entry.shape()));
+            }
+            skipTo(bodyLength);
+            if (crc != null) {
+                ByteBuffer trailer = ByteBuffer.allocate(Frames.CHECKSUM_LENGTH);
+                try {
+                    source.readFully(trailer);
+                } catch (EOFException e) {
+                    throw truncated("the checksum", trailer.position(), Frames.CHECKSUM_LENGTH, e);
+                }
+                int expected = trailer.getInt(0);
+                int actual = (int) crc.getValue();
+                if (expected != actual) {
+                    throw new ProtocolException(Kind.CHECKSUM_MISMATCH, String.format(
+                            "body checksum mismatch: frame says CRC32C 0x%08X, body has 0x%08X", expected, actual));
+                }
+            }
+            return new Decoded(builder.build(), serializer, header.frameLength());
+        }
+
+        private Message.Builder startMessage(Envelope envelope) throws ProtocolException {
+            try {
+                Message.Builder builder = Message.builder(MessageType.of(envelope.type()));
+                builder.id(envelope.id()).replyTo(envelope.replyTo());
+                for (Map.Entry<String, String> entry : envelope.meta().entrySet()) {
+                    builder.meta(entry.getKey(), entry.getValue());
+                }
+                return builder;
+            } catch (IllegalArgumentException | NullPointerException e) {
+                throw new ProtocolException(Kind.MALFORMED_ENVELOPE, "envelope is invalid: " + e.getMessage(), e);
+            }
+        }
+
+        private DType[] validateTable(List<Envelope.Entry> entries, long dataStart) throws ProtocolException {
+            long dataLength = header.bodyLength() - dataStart;
+            if (!entries.isEmpty() && dataLength < 0) {
+                throw new ProtocolException(Kind.BAD_TENSOR, "frame has tensors but its " + header.bodyLength()
+                        + "-byte body ends before the data area starts at byte " + dataStart);
+            }
+            DType[] dtypes = new DType[entries.size()];
+            Set<String> names = new HashSet<>();
+            long previousEnd = 0;
+            String previousName = null;
+            for (int i = 0; i < entries.size(); i++) {
+                Envelope.Entry entry = entries.get(i);
+                String name = entry.name();
+                if (name.isEmpty() || name.length() > Message.MAX_NAME_LENGTH) {
+                    throw new ProtocolException(Kind.MALFORMED_ENVELOPE, "tensor " + i + " has a name of "
+                            + name.length() + " characters (1.." + Message.MAX_NAME_LENGTH + " allowed)");
+                }
+                if (!names.add(name)) {
+                    throw new ProtocolException(Kind.MALFORMED_ENVELOPE, "tensor name '" + name + "' appears twice");
+                }
+                try {
+                    dtypes[i] = DType.fromWireName(entry.dtype());
+                } catch (IllegalArgumentException e) {
+                    throw new ProtocolException(Kind.BAD_TENSOR, "tensor '" + name + "': " + e.getMessage());
+                }
+                long[] shape = entry.shape();
+                if (shape.length > Tensor.MAX_RANK) {
+                    throw new ProtocolException(Kind.BAD_TENSOR, "tensor '" + name + "' has rank " + shape.length
+                            + ", over the maximum of " + Tensor.MAX_RANK);
+                }
+                long expectedBytes;
+                try {
+                    expectedBytes = Tensor.byteSize(dtypes[i], shape);
+                    for (long dim : shape) {
+                        if (dim < 0) {
+                            throw new IllegalArgumentException("negative dimension in " + Arrays.toString(shape));
+                        }
+                    }
+                } catch (IllegalArgumentException e) {
+                    throw new ProtocolException(Kind.BAD_TENSOR, "tensor '" + name + "': " + e.getMessage());
+                }
+                if (entry.nbytes() != expectedBytes) {
+                    throw new ProtocolException(Kind.BAD_TENSOR, "tensor '" + name + "' declares " + entry.nbytes()
+                            + " bytes but " + dtypes[i] + " " + Arrays.toString(shape) + " needs " + expectedBytes);
+                }
+                long offset = entry.offset();
+                if (offset < 0 || offset % Frames.DATA_ALIGNMENT != 0) {
+                    throw new ProtocolException(Kind.BAD_TENSOR, "tensor '" + name + "' has offset " + offset
+                            + ", which is not a non-negative multiple of " + Frames.DATA_ALIGNMENT);
+                }
+                if (offset < previousEnd) {
+                    throw new ProtocolException(Kind.BAD_TENSOR, "tensor '" + name + "' at offset " + offset
+                            + " overlaps tensor '" + previousName + "', which ends at " + previousEnd
+                            + " (tensors must be in ascending offset order)");
+                }
+                long end = offset + entry.nbytes();
+                if (end > dataLength) {
+                    throw new ProtocolException(Kind.BAD_TENSOR, "tensor '" + name + "' ends at byte " + end
+                            + " of the data area, but the frame's data area has " + dataLength + " bytes");
+                }
+                previousEnd = end;
+                previousName = name;
+            }
+            return dtypes;
+        }
+
+        private void readTensor(MemorySegment data, Envelope.Entry entry) throws IOException {
+            long slice = crc != null ? CHECKSUM_SLICE : MAX_READ;
+            for (long position = 0; position < data.byteSize(); ) {
+                long length = Math.min(slice, data.byteSize() - position);
+                ByteBuffer view = data.asSlice(position, length).asByteBuffer();
+                try {
+                    source.readFully(view);
+                } catch (EOFException e) {
+                    throw truncated("tensor '" + entry.name() + "'", position + view.position(), data.byteSize(), e);
+                }
+                if (crc != null) {
+                    crc.update(view.flip());
+                }
+                position += length;
+                bodyRead += length;
+            }
+        }
+
+        private void fill(ByteBuffer destination, String what) throws IOException {
+            int start = destination.position();
+            try {
+                source.readFully(destination);
+            } catch (EOFException e) {
+                throw truncated(what, destination.position() - start, destination.limit() - start, e);
+            }
+            if (crc != null) {
+                crc.update(destination.duplicate().flip().position(start));
+            }
+            bodyRead += destination.position() - start;
+        }
+
+        /** Reads and drops bytes (padding) until {@code bodyOffset} bytes of the body are consumed. */
+        private void skipTo(long bodyOffset) throws IOException {
+            if (bodyRead >= bodyOffset) {
+                return;
+            }
+            ByteBuffer scratch = ByteBuffer.allocate((int) Math.min(64 * 1024, bodyOffset - bodyRead));
+            while (bodyRead < bodyOffset) {
+                scratch.clear().limit((int) Math.min(scratch.capacity(), bodyOffset - bodyRead));
+                fill(scratch, "padding");
+            }
+        }
+    }
+}

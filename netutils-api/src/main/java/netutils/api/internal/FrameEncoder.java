@@ -1,0 +1,98 @@
+package netutils.api.internal;
+
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.zip.CRC32C;
+import netutils.api.FrameHeader;
+import netutils.api.FrameTooLargeException;
+import netutils.api.Frames;
+import netutils.api.Message;
+import netutils.api.Tensor;
+import netutils.api.spi.Envelope;
+import netutils.api.spi.Serializer;
+
+/** Lays a {@link Message} out as a frame without copying tensor bytes. */
+public final class FrameEncoder {
+    /** Each tensor is written in views of at most this size: a ByteBuffer holds under 2 GiB. */
+    static final long MAX_PIECE = 1L << 30;
+    private static final ByteBuffer ZEROS = ByteBuffer.allocateDirect(Frames.DATA_ALIGNMENT).asReadOnlyBuffer();
+
+    private FrameEncoder() {
+    }
+
+    /**
+     * The frame of {@code message} with {@code serializer}'s envelope.
+     *
+     * @throws FrameTooLargeException before anything is written, if the body would exceed 2^32 - 1 bytes
+     */
+    public static EncodedFrame encode(Message message, Serializer serializer, boolean checksum) {
+        List<Envelope.Entry> entries = new ArrayList<>(message.tensors().size());
+        long dataLength = 0;
+        for (Map.Entry<String, Tensor> named : message.tensors().entrySet()) {
+            Tensor tensor = named.getValue();
+            long offset = Frames.align(dataLength);
+            entries.add(new Envelope.Entry(named.getKey(), tensor.dtype().wireName(), tensor.shape(), offset,
+                    tensor.byteSize()));
+            dataLength = offset + tensor.byteSize();
+        }
+        Envelope envelope = new Envelope(message.type().name(), message.id().orElse(null),
+                message.replyTo().orElse(null), message.meta(), entries);
+        byte[] envelopeBytes = serializer.writeEnvelope(envelope);
+        long dataStart = Frames.align(Frames.ENVELOPE_LENGTH_FIELD + (long) envelopeBytes.length);
+        long bodyLength = dataStart + dataLength;
+        if (bodyLength > Frames.MAX_BODY_LENGTH) {
+            throw new FrameTooLargeException(bodyLength);
+        }
+        FrameHeader header = FrameHeader.of(serializer.id(), checksum, bodyLength);
+
+        ByteBuffer prefix = ByteBuffer.allocate((int) (Frames.HEADER_LENGTH + dataStart)).order(ByteOrder.BIG_ENDIAN);
+        header.encode(prefix);
+        prefix.putInt(envelopeBytes.length).put(envelopeBytes);
+        prefix.position(0); // the rest is already zero: the padding
+        List<ByteBuffer> pieces = new ArrayList<>(2 + 2 * entries.size());
+        pieces.add(prefix);
+        long written = 0;
+        int index = 0;
+        for (Tensor tensor : message.tensors().values()) {
+            long offset = entries.get(index++).offset();
+            if (offset > written) {
+                pieces.add(ZEROS.duplicate().limit((int) (offset - written)));
+            }
+            addViews(tensor.data(), pieces);
+            written = offset + tensor.byteSize();
+        }
+        if (checksum) {
+            CRC32C crc = new CRC32C();
+            for (int i = 0; i < pieces.size(); i++) {
+                ByteBuffer view = pieces.get(i).duplicate();
+                if (i == 0) {
+                    view.position(Frames.HEADER_LENGTH); // the checksum covers the body only
+                }
+                crc.update(view);
+            }
+            pieces.add(ByteBuffer.allocate(Frames.CHECKSUM_LENGTH).putInt(0, (int) crc.getValue()));
+        }
+        return new EncodedFrame(header, List.copyOf(pieces));
+    }
+
+    private static void addViews(MemorySegment data, List<ByteBuffer> pieces) {
+        for (long position = 0; position < data.byteSize(); position += MAX_PIECE) {
+            MemorySegment slice = data.asSlice(position, Math.min(MAX_PIECE, data.byteSize() - position));
+            ByteBuffer view;
+            try {
+                view = slice.asByteBuffer();
+            } catch (UnsupportedOperationException notByteBacked) {
+                // A segment over a float[] (say) has no ByteBuffer view; this is the one case that copies.
+                MemorySegment copy = Arena.ofAuto().allocate(slice.byteSize(), Frames.DATA_ALIGNMENT);
+                copy.copyFrom(slice);
+                view = copy.asByteBuffer();
+            }
+            pieces.add(view);
+        }
+    }
+}

@@ -1,0 +1,24 @@
+package netutils.api.internal;
+
+import java.io.EOFException;
+import java.io.IOException;
+import java.nio.ByteBuffer;
+
+/** Where a {@link FrameDecoder} reads a frame from: a socket, a pipe, or bytes already in memory. */
+public interface FrameSource {
+
+    /**
+     * Reads the first bytes of the next frame into {@code header} until it is full.
+     *
+     * @return {@code false} if the stream ended cleanly before the first byte
+     * @throws EOFException if it ended after some bytes of the header
+     */
+    boolean readFrameStart(ByteBuffer header) throws IOException;
+
+    /**
+     * Reads until {@code destination} is full.
+     *
+     * @throws EOFException if the stream ends first
+     */
+    void readFully(ByteBuffer destination) throws IOException;
+}

@@ -1,0 +1,20 @@
+package netutils.api.internal;
+
+import netutils.api.Message;
+import netutils.api.MessageType;
+import netutils.api.RemoteErrorException;
+
+/** How connections turn a received {@link MessageType#ERROR error} message into an exception. */
+public final class RemoteErrors {
+    private RemoteErrors() {
+    }
+
+    /** Returns {@code message}, or throws if it is an error message from the peer. */
+    public static Message check(Message message) throws RemoteErrorException {
+        if (message.type().equals(MessageType.ERROR)) {
+            throw new RemoteErrorException(message.meta("code").orElse("UNKNOWN"),
+                    message.meta("detail").orElse("(no detail)"));
+        }
+        return message;
+    }
+}

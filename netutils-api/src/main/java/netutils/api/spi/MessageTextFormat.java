@@ -1,0 +1,29 @@
+package netutils.api.spi;
+
+import netutils.api.Message;
+
+/**
+ * The self-contained text form of a message behind {@link Message#toJson()} and {@link Message#fromJson(String)}:
+ * envelope and tensor bytes (base64) in one document, for logs, debugging and peers that only speak JSON.
+ * It is not the wire format. Found with {@link java.util.ServiceLoader}; the {@code netutils-serde-json}
+ * module provides the {@code "json"} one.
+ */
+public interface MessageTextFormat {
+
+    /** The format's name; {@link Message#toJson()} asks for {@code "json"}. */
+    String name();
+
+    /**
+     * Writes the message as text.
+     *
+     * @throws IllegalArgumentException if the text would not fit a Java string
+     */
+    String write(Message message);
+
+    /**
+     * Reads a message written by {@link #write}.
+     *
+     * @throws IllegalArgumentException naming what is wrong with the text
+     */
+    Message read(String text);
+}
