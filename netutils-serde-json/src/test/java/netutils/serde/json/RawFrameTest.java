@@ -1,0 +1,158 @@
+package netutils.serde.json;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.nio.ByteBuffer;
+import java.nio.charset.StandardCharsets;
+import java.util.Arrays;
+import netutils.api.FrameTooLargeException;
+import netutils.api.Frames;
+import netutils.api.Message;
+import netutils.api.MessageType;
+import netutils.api.ProtocolException;
+import netutils.api.ProtocolException.Kind;
+import netutils.api.Serializers;
+import netutils.api.Tensor;
+import org.junit.jupiter.api.Test;
+
+/** The frame codec without sockets: bytes in, messages out. */
+class RawFrameTest {
+
+    /** A frame around a hand-written JSON envelope and data area. */
+    static byte[] frame(String envelopeJson, byte[] data) {
+        byte[] envelope = envelopeJson.getBytes(StandardCharsets.UTF_8);
+        int dataStart = (int) Frames.align(4 + envelope.length);
+        int body = dataStart + data.length;
+        ByteBuffer out = ByteBuffer.allocate(12 + body);
+        out.putShort((short) 0x4E55).put((byte) 1).put((byte) 1).putInt(0).putInt(body);
+        out.putInt(envelope.length).put(envelope);
+        out.position(12 + dataStart).put(data);
+        return out.array();
+    }
+
+    static void assertRefused(byte[] frame, Kind kind, String text) {
+        assertThatThrownBy(() -> Message.fromRawMessage(frame))
+                .isInstanceOfSatisfying(ProtocolException.class, e -> assertThat(e.kind()).isEqualTo(kind))
+                .hasMessageContaining(text);
+    }
+
+    @Test
+    void everyDtypeAndTypeRoundTripsAsARawFrame() throws ProtocolException {
+        for (Message message : Samples.everyDtype()) {
+            assertThat(Message.fromRawMessage(message.toRawMessage())).isEqualTo(message);
+        }
+        for (Message message : Samples.fiveTypes()) {
+            assertThat(Message.fromRawMessage(message.toRawMessage())).isEqualTo(message);
+        }
+    }
+
+    @Test
+    void layoutFollowsTheProtocol() {
+        Message message = Message.builder(MessageType.MASK).tensor("a", Tensor.ofBytes(netutils.api.DType.U8, new byte[] {1, 2, 3}, 3))
+                .tensor("b", Tensor.ofBytes(netutils.api.DType.U8, new byte[] {9}, 1)).build();
+        ByteBuffer frame = ByteBuffer.wrap(message.toRawMessage());
+        assertThat(frame.getShort(0)).isEqualTo((short) 0x4E55);
+        assertThat(frame.get(3)).isEqualTo((byte) 1);
+        long body = Integer.toUnsignedLong(frame.getInt(8));
+        int envelopeLength = frame.getInt(12);
+        int dataStart = 12 + (int) Frames.align(4 + envelopeLength);
+        assertThat(frame.get(dataStart)).isEqualTo((byte) 1);
+        assertThat(frame.get(dataStart + 2)).isEqualTo((byte) 3);
+        assertThat(frame.get(dataStart + 64)).isEqualTo((byte) 9); // the second tensor starts at the next 64
+        assertThat(body).isEqualTo(dataStart - 12 + 65);
+        String envelope = new String(frame.array(), 16, envelopeLength, StandardCharsets.UTF_8);
+        assertThat(envelope).contains("\"offset\":64").contains("\"nbytes\":1");
+    }
+
+    @Test
+    void checksumIsWrittenAndVerified() throws ProtocolException {
+        Message message = Samples.fiveTypes().get(0);
+        MemorySegment segment = message.toRawSegment(Serializers.defaultSerializer(), true);
+        byte[] frame = segment.toArray(ValueLayout.JAVA_BYTE);
+        assertThat(frame[4]).isEqualTo((byte) 1);
+        assertThat(Message.fromRawMessage(frame)).isEqualTo(message);
+        frame[frame.length - 100] ^= 0x10; // one bit of tensor data
+        assertRefused(frame, Kind.CHECKSUM_MISMATCH, "body checksum mismatch");
+    }
+
+    @Test
+    void truncatedAndTrailingBytesAreRefused() {
+        byte[] frame = Samples.fiveTypes().get(2).toRawMessage();
+        assertRefused(Arrays.copyOf(frame, frame.length - 1), Kind.TRUNCATED, "got 7 of 8 bytes of tensor 'data'");
+        assertRefused(Arrays.copyOf(frame, 5), Kind.TRUNCATED, "frame header");
+        assertRefused(Arrays.copyOf(frame, frame.length + 3), Kind.TRAILING_BYTES, "3 bytes after the end");
+        assertRefused(new byte[0], Kind.TRUNCATED, "empty");
+    }
+
+    @Test
+    void tensorWhoseSizeDisagreesWithItsShapeIsRefused() {
+        byte[] frame = frame("{\"type\":\"mask\",\"tensors\":[{\"name\":\"m\",\"dtype\":\"F32\",\"shape\":[2,3],"
+                + "\"offset\":0,\"nbytes\":20}]}", new byte[20]);
+        assertRefused(frame, Kind.BAD_TENSOR, "tensor 'm' declares 20 bytes but F32 [2, 3] needs 24");
+    }
+
+    @Test
+    void tensorTableErrorsAreNamed() {
+        assertRefused(frame("{\"type\":\"mask\",\"tensors\":[{\"name\":\"m\",\"dtype\":\"F128\",\"shape\":[1],"
+                + "\"offset\":0,\"nbytes\":16}]}", new byte[16]), Kind.BAD_TENSOR, "unknown dtype 'F128'");
+        assertRefused(frame("{\"type\":\"mask\",\"tensors\":[{\"name\":\"m\",\"dtype\":\"U8\",\"shape\":[1],"
+                + "\"offset\":3,\"nbytes\":1}]}", new byte[4]), Kind.BAD_TENSOR, "offset 3");
+        assertRefused(frame("{\"type\":\"mask\",\"tensors\":[{\"name\":\"m\",\"dtype\":\"U8\",\"shape\":[100],"
+                + "\"offset\":0,\"nbytes\":100}]}", new byte[10]), Kind.BAD_TENSOR, "data area has 10 bytes");
+        assertRefused(frame("{\"type\":\"mask\",\"tensors\":[{\"name\":\"a\",\"dtype\":\"U8\",\"shape\":[70],"
+                + "\"offset\":0,\"nbytes\":70},{\"name\":\"b\",\"dtype\":\"U8\",\"shape\":[1],\"offset\":64,\"nbytes\":1}]}",
+                new byte[128]), Kind.BAD_TENSOR, "overlaps tensor 'a'");
+        assertRefused(frame("{\"type\":\"mask\",\"tensors\":[{\"name\":\"m\",\"dtype\":\"U8\",\"shape\":[-1],"
+                + "\"offset\":0,\"nbytes\":1}]}", new byte[1]), Kind.MALFORMED_ENVELOPE, "shape[0] must be a non-negative");
+    }
+
+    @Test
+    void envelopeErrorsAreNamed() {
+        assertRefused(frame("{\"type\": 5}", new byte[0]), Kind.MALFORMED_ENVELOPE, "type must be a string");
+        assertRefused(frame("[1,2]", new byte[0]), Kind.MALFORMED_ENVELOPE, "envelope must be an object");
+        assertRefused(frame("{\"type\":\"mask\"", new byte[0]), Kind.MALFORMED_ENVELOPE, "does not parse");
+        byte[] lying = frame("{\"type\":\"mask\"}", new byte[0]);
+        ByteBuffer.wrap(lying).putInt(12, 1_000_000);
+        assertRefused(lying, Kind.MALFORMED_ENVELOPE, "runs past the end");
+        byte[] tiny = {0x4E, 0x55, 1, 1, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0};
+        assertRefused(tiny, Kind.MALFORMED_ENVELOPE, "too short to hold the 4-byte envelope length");
+    }
+
+    @Test
+    void missingSerializerNamesTheModuleToAdd() {
+        byte[] frame = frame("{\"type\":\"mask\"}", new byte[0]);
+        frame[3] = 2; // msgpack, not installed in this module's tests
+        assertRefused(frame, Kind.UNKNOWN_SERIALIZER, "add netutils-serde-msgpack");
+        frame[3] = (byte) 200;
+        assertRefused(frame, Kind.UNKNOWN_SERIALIZER, "user serializer id 200, which is not installed");
+    }
+
+    @Test
+    void bodyLengthZeroParsesAsAHeaderButNotAsAMessage() {
+        byte[] frame = {0x4E, 0x55, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0};
+        assertRefused(frame, Kind.MALFORMED_ENVELOPE, "frame body of 0 bytes");
+    }
+
+    @Test
+    void tooLargeMessageIsRefusedBeforeEncodingAndSaysByHowMuch(@org.junit.jupiter.api.io.TempDir java.nio.file.Path dir)
+            throws java.io.IOException {
+        // A sparse file mapping gives a 4 GiB tensor without committing 4 GiB of memory; encoding must not touch it.
+        long size = Frames.MAX_BODY_LENGTH; // the data alone fills the frame; the envelope pushes it over
+        try (java.nio.channels.FileChannel file = java.nio.channels.FileChannel.open(dir.resolve("sparse"),
+                java.nio.file.StandardOpenOption.CREATE, java.nio.file.StandardOpenOption.READ,
+                java.nio.file.StandardOpenOption.WRITE, java.nio.file.StandardOpenOption.SPARSE);
+                java.lang.foreign.Arena arena = java.lang.foreign.Arena.ofConfined()) {
+            MemorySegment mapped = file.map(java.nio.channels.FileChannel.MapMode.READ_WRITE, 0, size, arena);
+            Message message = Message.of(MessageType.KV_CACHE, Tensor.wrap(netutils.api.DType.U8, mapped, size));
+            assertThatThrownBy(() -> message.toRawSegment(Serializers.defaultSerializer(), false))
+                    .isInstanceOfSatisfying(FrameTooLargeException.class, e -> {
+                        assertThat(e.excessBytes()).isPositive().isLessThan(256);
+                        assertThat(e.getMessage()).contains(String.format("%,d bytes over the 4,294,967,295-byte maximum",
+                                e.excessBytes()));
+                    });
+        }
+    }
+}

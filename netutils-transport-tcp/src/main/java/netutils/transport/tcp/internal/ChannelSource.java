@@ -1,0 +1,100 @@
+package netutils.transport.tcp.internal;
+
+import java.io.EOFException;
+import java.io.IOException;
+import java.io.InputStream;
+import java.net.Socket;
+import java.net.SocketTimeoutException;
+import java.nio.ByteBuffer;
+import java.nio.channels.SocketChannel;
+import netutils.api.internal.FrameSource;
+
+/**
+ * Reads frames from a blocking socket channel through a small direct read-ahead buffer, so a small message
+ * takes one or two system calls; a destination at least as large as the buffer (a big tensor) is read into
+ * directly, with no intermediate copy.
+ *
+ * <p>Waiting for a frame to begin with a timeout uses the socket's own timed read (a channel has none), and
+ * leaves the connection usable when nothing arrived. Every read after that is watched by the
+ * {@link IoWatchdog}.
+ */
+final class ChannelSource implements FrameSource {
+    static final int BUFFER_SIZE = 64 * 1024;
+
+    private final SocketChannel channel;
+    private final Socket socket;
+    private final InputStream timedInput;
+    private final IoWatchdog watchdog;
+    private final ByteBuffer buffer = ByteBuffer.allocateDirect(BUFFER_SIZE).flip();
+    private final byte[] oneByte = new byte[1];
+    private long waitMillis;
+
+    ChannelSource(SocketChannel channel, IoWatchdog watchdog) throws IOException {
+        this.channel = channel;
+        this.socket = channel.socket();
+        this.timedInput = socket.getInputStream();
+        this.watchdog = watchdog;
+    }
+
+    /** How long the next {@link #readFrameStart} waits for a first byte; 0 waits forever. */
+    void waitForNextFrame(long millis) {
+        this.waitMillis = millis;
+    }
+
+    @Override
+    public boolean readFrameStart(ByteBuffer header) throws IOException {
+        if (!buffer.hasRemaining() && !awaitFirstByte()) {
+            return false;
+        }
+        readFully(header);
+        return true;
+    }
+
+    /** @throws SocketTimeoutException if the wait ran out and nothing was consumed */
+    private boolean awaitFirstByte() throws IOException {
+        if (waitMillis > 0) {
+            socket.setSoTimeout((int) Math.min(Integer.MAX_VALUE, waitMillis));
+            int count = timedInput.read(oneByte, 0, 1);
+            if (count < 0) {
+                return false;
+            }
+            buffer.clear().put(oneByte[0]).flip();
+            return true;
+        }
+        buffer.clear();
+        int count = channel.read(buffer); // between frames: idle is allowed, so no watchdog
+        buffer.flip();
+        return count > 0;
+    }
+
+    @Override
+    public void readFully(ByteBuffer destination) throws IOException {
+        while (destination.hasRemaining()) {
+            if (buffer.hasRemaining()) {
+                int count = Math.min(buffer.remaining(), destination.remaining());
+                destination.put(buffer.slice(buffer.position(), count));
+                buffer.position(buffer.position() + count);
+            } else if (destination.remaining() >= BUFFER_SIZE) {
+                if (watchedRead(destination) < 0) {
+                    throw new EOFException("peer closed the connection");
+                }
+            } else {
+                buffer.clear();
+                int count = watchedRead(buffer);
+                buffer.flip();
+                if (count < 0) {
+                    throw new EOFException("peer closed the connection");
+                }
+            }
+        }
+    }
+
+    private int watchedRead(ByteBuffer destination) throws IOException {
+        watchdog.readStarted();
+        try {
+            return channel.read(destination);
+        } finally {
+            watchdog.readEnded();
+        }
+    }
+}
