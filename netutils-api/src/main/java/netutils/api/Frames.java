@@ -40,6 +40,17 @@ public final class Frames {
     private Frames() {
     }
 
+    /**
+     * How many bytes {@code message} takes on the wire as one frame with {@code serializer}'s envelope:
+     * header, body and checksum trailer. Computes the layout only; tensor bytes are not touched.
+     *
+     * @throws FrameTooLargeException if the message does not fit a frame
+     */
+    public static long frameLength(Message message, netutils.api.spi.Serializer serializer, boolean checksum) {
+        return netutils.api.internal.FrameEncoder.encode(message, serializer, false).frameLength()
+                + (checksum ? CHECKSUM_LENGTH : 0);
+    }
+
     /** {@code value} rounded up to the next multiple of {@link #DATA_ALIGNMENT}. */
     public static long align(long value) {
         return (value + DATA_ALIGNMENT - 1) & -DATA_ALIGNMENT;
