@@ -1,0 +1,102 @@
+package netutils.examples;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import java.io.IOException;
+import java.net.ServerSocket;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
+
+/**
+ * The example programs as a user runs them: separate JVMs on the module path, no extra flags. Their stderr
+ * must stay free of JVM warnings (sun.misc.Unsafe, illegal access, automatic modules).
+ */
+@Timeout(120)
+class ExampleProgramsTest {
+
+    /** The examples' classes plus every runtime dependency: the module path a user's launcher would build. */
+    private static final String MODULE_PATH = modulePath();
+    private static final String JAVA = Path.of(System.getProperty("java.home"), "bin", "java").toString();
+
+    private static String modulePath() {
+        try {
+            String dependencies = java.nio.file.Files.readString(Path.of("target", "runtime-module-path.txt")).strip();
+            return Path.of("target", "classes").toAbsolutePath() + java.io.File.pathSeparator + dependencies;
+        } catch (IOException e) {
+            throw new java.io.UncheckedIOException("run the tests through Maven, which writes the module path", e);
+        }
+    }
+
+    private static Process start(String mainClass, String... args) throws IOException {
+        List<String> command = new ArrayList<>(List.of(JAVA, "-p", MODULE_PATH, "-m", "netutils.examples/" + mainClass));
+        command.addAll(List.of(args));
+        return new ProcessBuilder(command).start();
+    }
+
+    private static String read(java.io.InputStream in) throws IOException {
+        return new String(in.readAllBytes(), StandardCharsets.UTF_8);
+    }
+
+    private static int freePort() throws IOException {
+        try (ServerSocket socket = new ServerSocket(0)) {
+            return socket.getLocalPort();
+        }
+    }
+
+    @ParameterizedTest
+    @ValueSource(strings = {"json", "msgpack", "kryo", "cbor"})
+    void clientAndServerInSeparateJvmsExchangeAllFiveTypesWithoutWarnings(String serializer) throws Exception {
+        assertThat(MODULE_PATH).as("tests run on the module path").isNotBlank();
+        int port = freePort();
+        java.io.File serverErrors = java.io.File.createTempFile("example-server", ".err");
+        serverErrors.deleteOnExit();
+        List<String> command = new ArrayList<>(List.of(JAVA, "-p", MODULE_PATH, "-m",
+                "netutils.examples/netutils.examples.ExampleServer", "--port", "" + port));
+        Process server = new ProcessBuilder(command).redirectError(serverErrors).start();
+        try {
+            String banner = new java.io.BufferedReader(new java.io.InputStreamReader(server.getInputStream())).readLine();
+            assertThat(banner).contains("listening on 127.0.0.1:" + port);
+            Process client = start("netutils.examples.ExampleClient", "--port", "" + port, "--serializer", serializer);
+            String out = read(client.getInputStream());
+            String err = read(client.getErrorStream());
+            assertThat(client.waitFor(60, TimeUnit.SECONDS)).isTrue();
+            assertThat(client.exitValue()).as("client stderr: %s", err).isZero();
+            assertThat(out).contains("serializer " + serializer)
+                    .contains("hidden_state", "CIS", "KV_index", "KV_cache", "mask", "causal=true", "position stored");
+            assertThat(err).doesNotContain("WARNING");
+        } finally {
+            server.destroy();
+            assertThat(server.waitFor(30, TimeUnit.SECONDS)).isTrue();
+            String serverErr = java.nio.file.Files.readString(serverErrors.toPath());
+            assertThat(serverErr).doesNotContain("WARNING");
+        }
+    }
+
+    @Test
+    void demoRunsServerAndClientInOneCommand() throws Exception {
+        Process demo = start("netutils.examples.Demo", "--serializer", "msgpack");
+        String out = read(demo.getInputStream());
+        String err = read(demo.getErrorStream());
+        assertThat(demo.waitFor(60, TimeUnit.SECONDS)).isTrue();
+        assertThat(demo.exitValue()).as(err).isZero();
+        assertThat(out).contains("all five message types answered.");
+        assertThat(err).doesNotContain("WARNING");
+    }
+
+    @Test
+    void clientWithoutAServerPrintsAClearMessageNotAStackTrace() throws Exception {
+        Process client = start("netutils.examples.ExampleClient", "--port", "" + freePort());
+        String err = read(client.getErrorStream());
+        assertThat(client.waitFor(60, TimeUnit.SECONDS)).isTrue();
+        assertThat(client.exitValue()).isEqualTo(1);
+        assertThat(err).contains("cannot reach a netutils server at 127.0.0.1").contains("Is the server running?")
+                .doesNotContain("Exception").doesNotContain("\tat ");
+    }
+}
