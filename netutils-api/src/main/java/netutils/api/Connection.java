@@ -36,6 +36,28 @@ public interface Connection extends AutoCloseable {
     Message receive() throws IOException;
 
     /**
+     * Waits for the next message and puts its tensors in memory from {@code tensorMemory} instead of fresh
+     * memory: the caller then owns their lifetime. To receive into the same buffer again and again (no
+     * allocation, no page faults, as inference loops want):
+     *
+     * <pre>{@code
+     * try (Arena arena = Arena.ofConfined()) {
+     *     MemorySegment buffer = arena.allocate(512L << 20, 64);
+     *     while (running) {
+     *         Message m = connection.receive(SegmentAllocator.slicingAllocator(buffer));
+     *         use(m); // its tensors are overwritten by the next receive
+     *     }
+     * }
+     * }</pre>
+     *
+     * If the allocator cannot provide a tensor's bytes, the frame cannot be read: an {@link IOException} says
+     * so and the connection is closed.
+     *
+     * @throws IOException as {@link #receive()}
+     */
+    Message receive(java.lang.foreign.SegmentAllocator tensorMemory) throws IOException;
+
+    /**
      * Waits at most {@code timeout} for the next message to begin. A timeout before the first byte of a frame
      * leaves the connection usable and returns empty; once a frame has begun, the read timeout applies.
      *

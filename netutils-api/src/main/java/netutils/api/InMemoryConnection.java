@@ -12,6 +12,7 @@ import java.util.concurrent.TimeUnit;
 import netutils.api.internal.FrameDecoder;
 import netutils.api.internal.FrameEncoder;
 import netutils.api.internal.RemoteErrors;
+import netutils.api.internal.SegmentSource;
 import netutils.api.spi.Serializer;
 
 /**
@@ -94,7 +95,17 @@ public final class InMemoryConnection implements Connection {
     @Override
     public Message receive() throws IOException {
         try {
-            return decode(inbox.take());
+            return decode(inbox.take(), FrameDecoder.FRESH_MEMORY);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new InterruptedIOException("interrupted while receiving");
+        }
+    }
+
+    @Override
+    public Message receive(java.lang.foreign.SegmentAllocator tensorMemory) throws IOException {
+        try {
+            return decode(inbox.take(), tensorMemory);
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
             throw new InterruptedIOException("interrupted while receiving");
@@ -105,20 +116,21 @@ public final class InMemoryConnection implements Connection {
     public Optional<Message> receive(Duration timeout) throws IOException {
         try {
             Object next = inbox.poll(timeout.toNanos(), TimeUnit.NANOSECONDS);
-            return next == null ? Optional.empty() : Optional.of(decode(next));
+            return next == null ? Optional.empty() : Optional.of(decode(next, FrameDecoder.FRESH_MEMORY));
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
             throw new InterruptedIOException("interrupted while receiving");
         }
     }
 
-    private Message decode(Object next) throws IOException {
+    private Message decode(Object next, java.lang.foreign.SegmentAllocator tensorMemory) throws IOException {
         if (next == CLOSED) {
             inbox.add(CLOSED); // every later receive sees it too
             throw new ConnectionClosedException(name + ": connection closed");
         }
-        return RemoteErrors.check(FrameDecoder.decodeWhole((MemorySegment) next,
-                FrameDecoder.Limits.PROTOCOL_MAXIMUM).message());
+        FrameDecoder.Decoded decoded = FrameDecoder.read(new SegmentSource((MemorySegment) next),
+                FrameDecoder.Limits.PROTOCOL_MAXIMUM, FrameDecoder.MemoryBudget.UNLIMITED, tensorMemory);
+        return RemoteErrors.check(decoded.message());
     }
 
     @Override

@@ -38,7 +38,7 @@ public final class MemoryProbe {
                     long before = residentBytes("VmRSS");
                     RawSocket.readFully(channel, length);
                     // The baseline must hold the message somewhere too: one direct buffer of its size.
-                    ByteBuffer data = ByteBuffer.allocateDirect((int) length.getLong(0));
+                    ByteBuffer data = java.lang.foreign.Arena.ofAuto().allocate(length.getLong(0), 64).asByteBuffer();
                     RawSocket.readFully(channel, data);
                     report(before, data.get(data.limit() - 1));
                     RawSocket.writeFully(channel, ByteBuffer.allocate(1));

@@ -50,13 +50,17 @@ final class RawSocket {
         return ((InetSocketAddress) server.getLocalAddress()).getPort();
     }
 
+    private static Thread.Builder builder(boolean virtual, String name) {
+        return virtual ? Thread.ofVirtual().name(name) : Thread.ofPlatform().daemon(true).name(name);
+    }
+
     /** Serves one connection: reads length-prefixed messages into one reused buffer, answers each with one byte. */
-    static Thread sinkServer(ServerSocketChannel server, long maxMessage) {
-        return Thread.ofPlatform().daemon().name("raw-sink").start(() -> {
+    static Thread sinkServer(ServerSocketChannel server, long maxMessage, boolean virtual) {
+        return builder(virtual, "raw-sink").start(() -> {
             try (SocketChannel channel = server.accept()) {
                 channel.setOption(StandardSocketOptions.TCP_NODELAY, true);
                 ByteBuffer length = ByteBuffer.allocateDirect(8).order(ByteOrder.BIG_ENDIAN);
-                ByteBuffer data = ByteBuffer.allocateDirect((int) maxMessage);
+                ByteBuffer data = java.lang.foreign.Arena.ofAuto().allocate(maxMessage, 64).asByteBuffer();
                 ByteBuffer ack = ByteBuffer.allocateDirect(1);
                 while (true) {
                     length.clear();
@@ -73,8 +77,8 @@ final class RawSocket {
     }
 
     /** Serves one connection: echoes every length-prefixed message back. */
-    static Thread echoServer(ServerSocketChannel server, int maxMessage) {
-        return Thread.ofPlatform().daemon().name("raw-echo").start(() -> {
+    static Thread echoServer(ServerSocketChannel server, int maxMessage, boolean virtual) {
+        return builder(virtual, "raw-echo").start(() -> {
             try (SocketChannel channel = server.accept()) {
                 channel.setOption(StandardSocketOptions.TCP_NODELAY, true);
                 ByteBuffer length = ByteBuffer.allocateDirect(4).order(ByteOrder.BIG_ENDIAN);

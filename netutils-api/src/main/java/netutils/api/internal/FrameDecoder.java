@@ -4,6 +4,7 @@ import java.io.EOFException;
 import java.io.IOException;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
+import java.lang.foreign.SegmentAllocator;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.util.Arrays;
@@ -34,6 +35,14 @@ public final class FrameDecoder {
     private static final long MAX_READ = 1L << 30;
     /** With a checksum, read in slices this large so the CRC runs over bytes still in cache. */
     private static final long CHECKSUM_SLICE = 1L << 20;
+
+    /**
+     * Where received tensors live by default: fresh native memory per tensor, freed by the garbage collector
+     * once unreachable. It counts against {@code -XX:MaxDirectMemorySize}, whose pressure makes the JVM
+     * collect and free it.
+     */
+    public static final SegmentAllocator FRESH_MEMORY = (byteSize, byteAlignment) ->
+            Arena.ofAuto().allocate(byteSize, byteAlignment);
 
     /**
      * What a receiver accepts.
@@ -98,7 +107,7 @@ public final class FrameDecoder {
         SegmentSource source = new SegmentSource(frame);
         Decoded decoded;
         try {
-            decoded = read(source, limits, MemoryBudget.UNLIMITED);
+            decoded = read(source, limits, MemoryBudget.UNLIMITED, FRESH_MEMORY);
         } catch (ProtocolException e) {
             throw e;
         } catch (IOException e) {
@@ -122,7 +131,8 @@ public final class FrameDecoder {
      * @throws ProtocolException if the frame breaks the format, or the source ends inside it ({@link Kind#TRUNCATED})
      * @throws IOException if reading fails
      */
-    public static Decoded read(FrameSource source, Limits limits, MemoryBudget budget) throws IOException {
+    public static Decoded read(FrameSource source, Limits limits, MemoryBudget budget, SegmentAllocator tensorMemory)
+            throws IOException {
         ByteBuffer head = ByteBuffer.allocate(Frames.HEADER_LENGTH).order(ByteOrder.BIG_ENDIAN);
         try {
             if (!source.readFrameStart(head)) {
@@ -136,7 +146,7 @@ public final class FrameDecoder {
         Serializer serializer = Serializers.byId(header.serializerId());
         budget.acquire(header.bodyLength());
         try {
-            return new BodyReader(source, header, limits, serializer).read();
+            return new BodyReader(source, header, limits, serializer, tensorMemory).read();
         } finally {
             budget.release(header.bodyLength());
         }
@@ -154,9 +164,12 @@ public final class FrameDecoder {
         private final Limits limits;
         private final Serializer serializer;
         private final CRC32C crc;
+        private final SegmentAllocator tensorMemory;
         private long bodyRead;
 
-        BodyReader(FrameSource source, FrameHeader header, Limits limits, Serializer serializer) {
+        BodyReader(FrameSource source, FrameHeader header, Limits limits, Serializer serializer,
+                SegmentAllocator tensorMemory) {
+            this.tensorMemory = tensorMemory;
             this.source = source;
             this.header = header;
             this.limits = limits;
@@ -200,7 +213,7 @@ public final class FrameDecoder {
             for (int i = 0; i < entries.size(); i++) {
                 Envelope.Entry entry = entries.get(i);
                 skipTo(dataStart + entry.offset());
-                MemorySegment data = Arena.ofAuto().allocate(entry.nbytes(), Frames.DATA_ALIGNMENT);
+                MemorySegment data = allocate(entry);
                 readTensor(data, entry);
                 builder.tensor(entry.name(), Tensor.wrap(dtypes[i], data, entry.shape()));
             }
@@ -299,6 +312,24 @@ public final class FrameDecoder {
                 previousName = name;
             }
             return dtypes;
+        }
+
+        private MemorySegment allocate(Envelope.Entry entry) throws IOException {
+            try {
+                MemorySegment data = tensorMemory.allocate(entry.nbytes(), Frames.DATA_ALIGNMENT);
+                if (data.byteSize() != entry.nbytes() || data.isReadOnly()) {
+                    throw new IOException("the tensor allocator returned " + data.byteSize() + " bytes"
+                            + (data.isReadOnly() ? " of read-only memory" : "") + " for tensor '" + entry.name()
+                            + "', which needs " + entry.nbytes());
+                }
+                return data;
+            } catch (OutOfMemoryError e) {
+                throw new IOException("cannot allocate " + entry.nbytes() + " bytes for tensor '" + entry.name()
+                        + "': " + e.getMessage() + " (received tensors are native memory; raise -XX:MaxDirectMemorySize)", e);
+            } catch (IndexOutOfBoundsException | IllegalArgumentException e) {
+                throw new IOException("the tensor allocator could not provide " + entry.nbytes() + " bytes for tensor '"
+                        + entry.name() + "': " + e.getMessage(), e);
+            }
         }
 
         private void readTensor(MemorySegment data, Envelope.Entry entry) throws IOException {

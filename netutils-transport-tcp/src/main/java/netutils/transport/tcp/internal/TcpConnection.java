@@ -1,11 +1,13 @@
 package netutils.transport.tcp.internal;
 
 import java.io.IOException;
+import java.lang.foreign.SegmentAllocator;
 import java.net.SocketTimeoutException;
 import java.net.StandardSocketOptions;
 import java.nio.channels.ClosedChannelException;
 import java.nio.channels.SocketChannel;
 import java.time.Duration;
+import java.util.Objects;
 import java.util.Optional;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.locks.ReentrantLock;
@@ -90,31 +92,37 @@ public final class TcpConnection implements Connection {
 
     @Override
     public Message receive() throws IOException {
+        return receive(FrameDecoder.FRESH_MEMORY);
+    }
+
+    @Override
+    public Message receive(SegmentAllocator tensorMemory) throws IOException {
+        Objects.requireNonNull(tensorMemory, "tensorMemory");
         if (idleMillis > 0) {
-            Optional<Message> message = receive(idleMillis);
-            if (message.isEmpty()) {
-                closeQuietly();
-                throw new ConnectionClosedException("closed " + peer + ": no message for " + Duration.ofMillis(idleMillis)
-                        + " (idle timeout)");
-            }
-            return message.get();
+            return receive(idleMillis, tensorMemory).orElseThrow(this::idleClose);
         }
-        return receive(0).orElseThrow();
+        return receive(0, tensorMemory).orElseThrow();
     }
 
     @Override
     public Optional<Message> receive(Duration timeout) throws IOException {
-        return receive(Math.max(1, timeout.toMillis()));
+        return receive(Math.max(1, timeout.toMillis()), FrameDecoder.FRESH_MEMORY);
     }
 
-    private Optional<Message> receive(long waitMillis) throws IOException {
+    private ConnectionClosedException idleClose() {
+        closeQuietly();
+        return new ConnectionClosedException("closed " + peer + ": no message for " + Duration.ofMillis(idleMillis)
+                + " (idle timeout)");
+    }
+
+    private Optional<Message> receive(long waitMillis, SegmentAllocator tensorMemory) throws IOException {
         receiveLock.lock();
         try {
             ensureOpen();
             source.waitForNextFrame(waitMillis);
             FrameDecoder.Decoded decoded;
             try {
-                decoded = FrameDecoder.read(source, limits, budget);
+                decoded = FrameDecoder.read(source, limits, budget, tensorMemory);
             } catch (SocketTimeoutException nothingArrived) {
                 return Optional.empty(); // only the wait for a first byte times out this way
             } catch (ProtocolException e) {
