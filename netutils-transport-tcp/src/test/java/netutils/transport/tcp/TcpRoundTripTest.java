@@ -152,6 +152,30 @@ class TcpRoundTripTest {
     }
 
     @Test
+    void receiveIntoCallerOwnedMemoryReusesOneBuffer() throws Exception {
+        try (TcpServer server = TcpServer.bind(0).serve(ECHO);
+                Connection client = TcpClient.connect("127.0.0.1", server.port());
+                java.lang.foreign.Arena arena = java.lang.foreign.Arena.ofConfined()) {
+            java.lang.foreign.MemorySegment buffer = arena.allocate(1 << 20, 64);
+            for (Message message : TcpTestSupport.fiveTypes(new Random(9))) {
+                client.send(message);
+                Message echoed = client.receive(java.lang.foreign.SegmentAllocator.slicingAllocator(buffer));
+                assertThat(echoed.tensors()).isEqualTo(message.tensors());
+                for (Tensor tensor : echoed.tensors().values()) {
+                    // the tensor lives inside the caller's buffer
+                    assertThat(tensor.data().address()).isBetween(buffer.address(), buffer.address() + buffer.byteSize());
+                }
+            }
+            java.lang.foreign.MemorySegment tooSmall = arena.allocate(100, 64);
+            client.send(Message.of(MessageType.HIDDEN_STATE, Tensor.zeros(netutils.api.DType.F32, 1000)));
+            assertThatThrownBy(() -> client.receive(java.lang.foreign.SegmentAllocator.slicingAllocator(tooSmall)))
+                    .isInstanceOf(IOException.class)
+                    .hasMessageContaining("could not provide 4000 bytes for tensor 'data'");
+            assertThat(client.isOpen()).isFalse();
+        }
+    }
+
+    @Test
     void unreachablePeerIsAClearConnectException() throws IOException {
         int port;
         try (ServerSocket probe = new ServerSocket(0)) {
