@@ -44,7 +44,7 @@ public final class TcpServer implements AutoCloseable {
     private final ByteBudget budget;
     private final FrameDecoder.Limits limits;
     private final Semaphore connectionSlots;
-    private final Set<Connection> live = ConcurrentHashMap.newKeySet();
+    private final Set<TcpConnection> live = ConcurrentHashMap.newKeySet();
     private final InetSocketAddress address;
     private volatile Thread acceptor;
 
@@ -157,7 +157,7 @@ public final class TcpServer implements AutoCloseable {
     }
 
     private void serveOne(SocketChannel socket, ConnectionHandler handler) {
-        Connection connection;
+        TcpConnection connection;
         try {
             connection = wrap(socket);
         } catch (IOException e) {
@@ -183,18 +183,18 @@ public final class TcpServer implements AutoCloseable {
         } catch (Exception e) {
             LOG.log(Level.WARNING, "handler failed on connection " + connection.peer() + "; connection closed", e);
         } finally {
-            live.remove(connection);
             connectionSlots.release();
         }
     }
 
-    private Connection wrap(SocketChannel socket) throws IOException {
+    private TcpConnection wrap(SocketChannel socket) throws IOException {
         return new TcpConnection(socket, options.serializer(), options.checksum(), options.readTimeout(),
                 options.writeTimeout(), options.idleTimeout(), limits, budget);
     }
 
-    private Connection track(Connection connection) {
+    private TcpConnection track(TcpConnection connection) {
         live.add(connection);
+        connection.onClose(() -> live.remove(connection));
         if (!channel.isOpen()) { // closed while we accepted: don't leave it behind
             closeQuietly(connection);
         }

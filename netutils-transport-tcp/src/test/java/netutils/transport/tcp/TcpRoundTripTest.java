@@ -61,6 +61,7 @@ class TcpRoundTripTest {
                 assertThat(reply.data().longValue()).isEqualTo(42);
             }
             serverSide.join();
+            assertThat(server.connectionCount()).as("closed connections are forgotten").isZero();
         }
     }
 

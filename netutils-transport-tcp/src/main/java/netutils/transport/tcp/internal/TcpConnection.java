@@ -41,6 +41,7 @@ public final class TcpConnection implements Connection {
     private final ReentrantLock sendLock = new ReentrantLock();
     private final ReentrantLock receiveLock = new ReentrantLock();
     private final AtomicBoolean closed = new AtomicBoolean();
+    private volatile Runnable onClose = () -> { };
     private volatile Serializer lastReceivedSerializer;
     private volatile String stalled;
 
@@ -197,11 +198,23 @@ public final class TcpConnection implements Connection {
         return peer;
     }
 
+    /** Runs {@code action} once when the connection closes (a server forgets the connection then). */
+    public void onClose(Runnable action) {
+        this.onClose = action;
+        if (closed.get()) {
+            action.run();
+        }
+    }
+
     @Override
     public void close() throws IOException {
         if (closed.compareAndSet(false, true)) {
             watchdog.stop();
-            channel.close();
+            try {
+                channel.close();
+            } finally {
+                onClose.run();
+            }
         }
     }
 
