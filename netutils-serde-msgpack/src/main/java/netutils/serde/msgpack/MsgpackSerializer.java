@@ -35,6 +35,12 @@ public final class MsgpackSerializer implements Serializer {
         }
     }
 
+    /**
+     * The default packer starts with an 8 KiB buffer, costlier to allocate than the whole envelope is to write;
+     * envelopes are a few hundred bytes, and the buffer grows when one is larger.
+     */
+    private static final MessagePack.PackerConfig PACKER = new MessagePack.PackerConfig().withBufferSize(512);
+
     /** Used by {@link java.util.ServiceLoader}. */
     public MsgpackSerializer() {
     }
@@ -51,7 +57,7 @@ public final class MsgpackSerializer implements Serializer {
 
     @Override
     public byte[] writeEnvelope(Envelope envelope) {
-        try (MessageBufferPacker packer = MessagePack.newDefaultBufferPacker()) {
+        try (MessageBufferPacker packer = PACKER.newBufferPacker()) {
             int fields = 3 + (envelope.id() != null ? 1 : 0) + (envelope.replyTo() != null ? 1 : 0);
             packer.packMapHeader(fields);
             packer.packString("type").packString(envelope.type());
