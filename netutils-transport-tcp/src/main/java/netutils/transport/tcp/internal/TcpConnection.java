@@ -19,7 +19,6 @@ import netutils.api.Serializers;
 import netutils.api.internal.EncodedFrame;
 import netutils.api.internal.FrameDecoder;
 import netutils.api.internal.FrameEncoder;
-import netutils.api.internal.ReceiveMemory;
 import netutils.api.internal.RemoteErrors;
 import netutils.api.spi.Serializer;
 
@@ -42,7 +41,6 @@ public final class TcpConnection implements Connection {
     private final ReentrantLock sendLock = new ReentrantLock();
     private final ReentrantLock receiveLock = new ReentrantLock();
     private final AtomicBoolean closed = new AtomicBoolean();
-    private final ReceiveMemory receiveMemory = new ReceiveMemory(); // guarded by receiveLock
     private volatile Runnable onClose = () -> { };
     private volatile Serializer lastReceivedSerializer;
     private volatile String stalled;
@@ -95,7 +93,7 @@ public final class TcpConnection implements Connection {
 
     @Override
     public Message receive() throws IOException {
-        return receive(receiveMemory);
+        return receive(FrameDecoder.FRESH_MEMORY);
     }
 
     @Override
@@ -109,7 +107,7 @@ public final class TcpConnection implements Connection {
 
     @Override
     public Optional<Message> receive(Duration timeout) throws IOException {
-        return receive(Math.max(1, timeout.toMillis()), receiveMemory);
+        return receive(Math.max(1, timeout.toMillis()), FrameDecoder.FRESH_MEMORY);
     }
 
     private ConnectionClosedException idleClose() {
