@@ -1,6 +1,5 @@
 package netutils.api;
 
-import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.nio.ByteBuffer;
@@ -30,7 +29,10 @@ import java.util.Objects;
 public final class Tensor {
     /** The largest rank accepted. */
     public static final int MAX_RANK = 8;
-    /** Every segment this class allocates is aligned to this many bytes, like the frame's data area. */
+    /**
+     * Native segments this class allocates are aligned to this many bytes, like the frame's data area. Small
+     * tensors (up to 64 KiB) live on the Java heap instead, aligned to 8 bytes: enough for every dtype.
+     */
     public static final int ALIGNMENT = 64;
 
     private static final ValueLayout.OfFloat F32_LE = ValueLayout.JAVA_FLOAT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
@@ -376,7 +378,7 @@ public final class Tensor {
     }
 
     private static MemorySegment allocate(long bytes) {
-        return Arena.ofAuto().allocate(bytes, ALIGNMENT);
+        return netutils.api.internal.Memory.allocate(bytes);
     }
 
     private static short floatToBFloat16(float value) {

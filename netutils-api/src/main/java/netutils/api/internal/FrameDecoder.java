@@ -2,7 +2,6 @@ package netutils.api.internal;
 
 import java.io.EOFException;
 import java.io.IOException;
-import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.SegmentAllocator;
 import java.nio.ByteBuffer;
@@ -37,12 +36,11 @@ public final class FrameDecoder {
     private static final long CHECKSUM_SLICE = 1L << 20;
 
     /**
-     * Where received tensors live by default: fresh native memory per tensor, freed by the garbage collector
-     * once unreachable. It counts against {@code -XX:MaxDirectMemorySize}, whose pressure makes the JVM
-     * collect and free it.
+     * Where received tensors live by default: fresh memory per tensor ({@link Memory#allocate}), freed by the
+     * garbage collector once unreachable. Native memory counts against {@code -XX:MaxDirectMemorySize}, whose
+     * pressure makes the JVM collect and free it.
      */
-    public static final SegmentAllocator FRESH_MEMORY = (byteSize, byteAlignment) ->
-            Arena.ofAuto().allocate(byteSize, byteAlignment);
+    public static final SegmentAllocator FRESH_MEMORY = (byteSize, byteAlignment) -> Memory.allocate(byteSize);
 
     /**
      * What a receiver accepts.
@@ -152,7 +150,7 @@ public final class FrameDecoder {
         }
     }
 
-    private static ProtocolException truncated(String what, long got, long of, EOFException cause) {
+    private static ProtocolException truncated(String what, long got, long of, IOException cause) {
         return new ProtocolException(Kind.TRUNCATED, "peer stopped in the middle of a frame: got " + got + " of "
                 + of + " bytes of " + what, cause);
     }
@@ -336,14 +334,13 @@ public final class FrameDecoder {
             long slice = crc != null ? CHECKSUM_SLICE : MAX_READ;
             for (long position = 0; position < data.byteSize(); ) {
                 long length = Math.min(slice, data.byteSize() - position);
-                ByteBuffer view = data.asSlice(position, length).asByteBuffer();
-                try {
-                    source.readFully(view);
-                } catch (EOFException e) {
-                    throw truncated("tensor '" + entry.name() + "'", position + view.position(), data.byteSize(), e);
+                MemorySegment part = data.asSlice(position, length);
+                long got = source.readFully(part);
+                if (got < length) {
+                    throw truncated("tensor '" + entry.name() + "'", position + got, data.byteSize(), null);
                 }
                 if (crc != null) {
-                    crc.update(view.flip());
+                    crc.update(Memory.readableView(part));
                 }
                 position += length;
                 bodyRead += length;

@@ -1,6 +1,5 @@
 package netutils.api.internal;
 
-import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
@@ -83,16 +82,8 @@ public final class FrameEncoder {
     private static void addViews(MemorySegment data, List<ByteBuffer> pieces) {
         for (long position = 0; position < data.byteSize(); position += MAX_PIECE) {
             MemorySegment slice = data.asSlice(position, Math.min(MAX_PIECE, data.byteSize() - position));
-            ByteBuffer view;
-            try {
-                view = slice.asByteBuffer();
-            } catch (UnsupportedOperationException notByteBacked) {
-                // A segment over a float[] (say) has no ByteBuffer view; this is the one case that copies.
-                MemorySegment copy = Arena.ofAuto().allocate(slice.byteSize(), Frames.DATA_ALIGNMENT);
-                copy.copyFrom(slice);
-                view = copy.asByteBuffer();
-            }
-            pieces.add(view);
+            // Native and byte[] memory is written as it is; a segment over a long[] or float[] is copied.
+            pieces.add(Memory.readableView(slice));
         }
     }
 }

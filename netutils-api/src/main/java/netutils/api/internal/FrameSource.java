@@ -21,4 +21,11 @@ public interface FrameSource {
      * @throws EOFException if the stream ends first
      */
     void readFully(ByteBuffer destination) throws IOException;
+
+    /**
+     * Reads until {@code destination} (native or heap memory, any size) is full.
+     *
+     * @return how many bytes were read before the stream ended, which is the size unless it ended early
+     */
+    long readFully(java.lang.foreign.MemorySegment destination) throws IOException;
 }

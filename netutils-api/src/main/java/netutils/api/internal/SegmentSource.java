@@ -34,6 +34,14 @@ public final class SegmentSource implements FrameSource {
     }
 
     @Override
+    public long readFully(MemorySegment destination) {
+        long count = Math.min(destination.byteSize(), remaining());
+        MemorySegment.copy(bytes, position, destination, 0, count);
+        position += count;
+        return count;
+    }
+
+    @Override
     public void readFully(ByteBuffer destination) throws EOFException {
         int wanted = destination.remaining();
         long available = remaining();

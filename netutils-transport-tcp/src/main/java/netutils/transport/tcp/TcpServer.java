@@ -23,7 +23,8 @@ import netutils.transport.tcp.internal.TcpConnection;
 
 /**
  * A TCP server: the original module's {@code create_server()} ({@link #bind}) and {@code accept_connection()}
- * ({@link #accept}), plus {@link #serve}, which runs every connection on its own virtual thread.
+ * ({@link #accept}), plus {@link #serve}, which runs every connection on its own thread (virtual by default,
+ * see {@link TcpOptions.Builder#connectionThreads}).
  *
  * <pre>{@code
  * try (TcpServer server = TcpServer.bind(5000)) {
@@ -152,7 +153,13 @@ public final class TcpServer implements AutoCloseable {
                 }
                 return;
             }
-            Thread.ofVirtual().name("netutils-conn-" + port()).start(() -> serveOne(socket, handler));
+            Thread thread = options.connectionThreads().newThread(() -> serveOne(socket, handler));
+            if (thread == null) {
+                LOG.log(Level.WARNING, "connectionThreads gave no thread; dropping a connection on " + address);
+                closeQuietly(socket);
+                continue;
+            }
+            thread.start();
         }
     }
 

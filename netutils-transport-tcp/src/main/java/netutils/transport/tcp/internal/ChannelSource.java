@@ -3,6 +3,7 @@ package netutils.transport.tcp.internal;
 import java.io.EOFException;
 import java.io.IOException;
 import java.io.InputStream;
+import java.lang.foreign.MemorySegment;
 import java.net.Socket;
 import java.net.SocketTimeoutException;
 import java.nio.ByteBuffer;
@@ -20,12 +21,16 @@ import netutils.api.internal.FrameSource;
  */
 final class ChannelSource implements FrameSource {
     static final int BUFFER_SIZE = 64 * 1024;
+    /** A ByteBuffer view holds under 2 GiB. */
+    private static final long MAX_VIEW = 1L << 30;
 
     private final SocketChannel channel;
     private final Socket socket;
     private final InputStream timedInput;
     private final IoWatchdog watchdog;
     private final ByteBuffer buffer = ByteBuffer.allocateDirect(BUFFER_SIZE).flip();
+    /** The whole read-ahead buffer as a segment, made once: making one per copy costs more than the copy. */
+    private final MemorySegment bufferMemory = MemorySegment.ofBuffer(buffer.duplicate().clear());
     private final byte[] oneByte = new byte[1];
     private long waitMillis;
 
@@ -87,6 +92,36 @@ final class ChannelSource implements FrameSource {
                 }
             }
         }
+    }
+
+    @Override
+    public long readFully(MemorySegment destination) throws IOException {
+        long size = destination.byteSize();
+        long done = 0;
+        while (done < size) {
+            if (buffer.hasRemaining()) {
+                int count = (int) Math.min(buffer.remaining(), size - done);
+                MemorySegment.copy(bufferMemory, buffer.position(), destination, done, count);
+                buffer.position(buffer.position() + count);
+                done += count;
+            } else if (size - done >= BUFFER_SIZE && destination.isNative()) {
+                // Straight from the socket into the tensor: no intermediate copy for large data.
+                ByteBuffer view = destination.asSlice(done, Math.min(MAX_VIEW, size - done)).asByteBuffer();
+                int count = watchedRead(view);
+                if (count < 0) {
+                    return done;
+                }
+                done += count;
+            } else {
+                buffer.clear();
+                int count = watchedRead(buffer);
+                buffer.flip();
+                if (count < 0) {
+                    return done;
+                }
+            }
+        }
+        return done;
     }
 
     private int watchedRead(ByteBuffer destination) throws IOException {
