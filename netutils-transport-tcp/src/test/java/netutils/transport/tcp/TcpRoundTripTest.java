@@ -177,6 +177,20 @@ class TcpRoundTripTest {
     }
 
     @Test
+    void connectionsAreServedOnTheThreadsTheOptionsSay() throws Exception {
+        ConnectionHandler whichThread = ConnectionHandler.ofRequests(request -> Message.builder(MessageType.MASK)
+                .meta("virtual", "" + Thread.currentThread().isVirtual()).build());
+        TcpOptions platform = TcpOptions.builder().connectionThreads(Thread.ofPlatform().daemon(true).factory()).build();
+        try (TcpServer byDefault = TcpServer.bind(0).serve(whichThread);
+                TcpServer onPlatform = TcpServer.bind(new InetSocketAddress("127.0.0.1", 0), platform).serve(whichThread);
+                Connection first = TcpClient.connect("127.0.0.1", byDefault.port());
+                Connection second = TcpClient.connect("127.0.0.1", onPlatform.port())) {
+            assertThat(first.request(Message.of(MessageType.MASK)).meta("virtual")).contains("true");
+            assertThat(second.request(Message.of(MessageType.MASK)).meta("virtual")).contains("false");
+        }
+    }
+
+    @Test
     void unreachablePeerIsAClearConnectException() throws IOException {
         int port;
         try (ServerSocket probe = new ServerSocket(0)) {
