@@ -10,14 +10,18 @@ import netutils.api.FrameHeader;
 
 /**
  * A message laid out as a frame, ready to write: the prefix (header, envelope length, envelope, padding),
- * then views of each tensor's own memory with zero padding between them, then the checksum trailer if any.
- * Nothing of the tensors is copied; the pieces are written with gathering writes.
+ * then each tensor's own memory with zero padding between them, then the checksum trailer if any. The pieces
+ * are the tensors' memory itself, not copies.
+ *
+ * <p>{@link #writeTo} sends a large frame with gathering writes straight from tensor memory; a small one is
+ * first gathered into the caller's direct scratch buffer, one copy that saves a system call per piece and the
+ * JDK's own copy of heap memory.
  */
 public final class EncodedFrame {
     private final FrameHeader header;
-    private final List<ByteBuffer> pieces;
+    private final List<MemorySegment> pieces;
 
-    EncodedFrame(FrameHeader header, List<ByteBuffer> pieces) {
+    EncodedFrame(FrameHeader header, List<MemorySegment> pieces) {
         this.header = header;
         this.pieces = pieces;
     }
@@ -32,22 +36,30 @@ public final class EncodedFrame {
         return header.frameLength();
     }
 
-    /** Fresh views of the pieces in wire order, positioned at their start. */
-    public ByteBuffer[] buffers() {
-        ByteBuffer[] views = new ByteBuffer[pieces.size()];
-        for (int i = 0; i < views.length; i++) {
-            views[i] = pieces.get(i).duplicate();
-        }
-        return views;
-    }
-
     /**
-     * Writes the whole frame with gathering writes.
+     * Writes the whole frame.
      *
+     * @param scratch a direct buffer for frames that fit in it (cleared and overwritten), or {@code null}
      * @param progress called after each write that moved bytes (a watchdog hook); may be {@code null}
      */
-    public void writeTo(GatheringByteChannel channel, Runnable progress) throws IOException {
-        ByteBuffer[] buffers = buffers();
+    public void writeTo(GatheringByteChannel channel, ByteBuffer scratch, Runnable progress) throws IOException {
+        if (scratch != null && frameLength() <= scratch.capacity()) {
+            copyTo(MemorySegment.ofBuffer(scratch.clear()));
+            scratch.limit((int) frameLength());
+            while (scratch.hasRemaining()) {
+                if (channel.write(scratch) > 0 && progress != null) {
+                    progress.run();
+                }
+            }
+            return;
+        }
+        List<ByteBuffer> views = new java.util.ArrayList<>(pieces.size() + 4);
+        for (MemorySegment piece : pieces) {
+            for (long at = 0; at < piece.byteSize(); at += FrameEncoder.MAX_PIECE) { // a ByteBuffer holds < 2 GiB
+                views.add(Memory.readableView(piece.asSlice(at, Math.min(FrameEncoder.MAX_PIECE, piece.byteSize() - at))));
+            }
+        }
+        ByteBuffer[] buffers = views.toArray(ByteBuffer[]::new);
         int first = 0;
         while (first < buffers.length) {
             // Keep the iovec count modest: the kernel limits it, and the JDK copies long arrays.
@@ -65,12 +77,15 @@ public final class EncodedFrame {
     /** The whole frame copied into one segment of native memory. */
     public MemorySegment toSegment() {
         MemorySegment out = Arena.ofAuto().allocate(frameLength(), 64);
-        long position = 0;
-        for (ByteBuffer piece : pieces) {
-            MemorySegment source = MemorySegment.ofBuffer(piece);
-            MemorySegment.copy(source, 0, out, position, source.byteSize());
-            position += source.byteSize();
-        }
+        copyTo(out);
         return out;
+    }
+
+    private void copyTo(MemorySegment out) {
+        long position = 0;
+        for (MemorySegment piece : pieces) {
+            MemorySegment.copy(piece, 0, out, position, piece.byteSize());
+            position += piece.byteSize();
+        }
     }
 }

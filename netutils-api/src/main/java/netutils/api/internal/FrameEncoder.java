@@ -19,7 +19,7 @@ import netutils.api.spi.Serializer;
 public final class FrameEncoder {
     /** Each tensor is written in views of at most this size: a ByteBuffer holds under 2 GiB. */
     static final long MAX_PIECE = 1L << 30;
-    private static final ByteBuffer ZEROS = ByteBuffer.allocateDirect(Frames.DATA_ALIGNMENT).asReadOnlyBuffer();
+    private static final MemorySegment ZEROS = MemorySegment.ofArray(new byte[Frames.DATA_ALIGNMENT]).asReadOnly();
 
     private FrameEncoder() {
     }
@@ -53,37 +53,31 @@ public final class FrameEncoder {
         header.encode(prefix);
         prefix.putInt(envelopeBytes.length).put(envelopeBytes);
         prefix.position(0); // the rest is already zero: the padding
-        List<ByteBuffer> pieces = new ArrayList<>(2 + 2 * entries.size());
-        pieces.add(prefix);
+        List<MemorySegment> pieces = new ArrayList<>(2 + 2 * entries.size());
+        pieces.add(MemorySegment.ofArray(prefix.array()));
         long written = 0;
         int index = 0;
         for (Tensor tensor : message.tensors().values()) {
             long offset = entries.get(index++).offset();
             if (offset > written) {
-                pieces.add(ZEROS.duplicate().limit((int) (offset - written)));
+                pieces.add(ZEROS.asSlice(0, offset - written));
             }
-            addViews(tensor.data(), pieces);
+            if (tensor.byteSize() > 0) {
+                pieces.add(tensor.data());
+            }
             written = offset + tensor.byteSize();
         }
         if (checksum) {
             CRC32C crc = new CRC32C();
             for (int i = 0; i < pieces.size(); i++) {
-                ByteBuffer view = pieces.get(i).duplicate();
-                if (i == 0) {
-                    view.position(Frames.HEADER_LENGTH); // the checksum covers the body only
+                MemorySegment piece = i == 0 ? pieces.get(0).asSlice(Frames.HEADER_LENGTH) : pieces.get(i);
+                for (long at = 0; at < piece.byteSize(); at += MAX_PIECE) { // the checksum covers the body only
+                    crc.update(Memory.readableView(piece.asSlice(at, Math.min(MAX_PIECE, piece.byteSize() - at))));
                 }
-                crc.update(view);
             }
-            pieces.add(ByteBuffer.allocate(Frames.CHECKSUM_LENGTH).putInt(0, (int) crc.getValue()));
+            pieces.add(MemorySegment.ofArray(ByteBuffer.allocate(Frames.CHECKSUM_LENGTH)
+                    .putInt(0, (int) crc.getValue()).array()));
         }
         return new EncodedFrame(header, List.copyOf(pieces));
-    }
-
-    private static void addViews(MemorySegment data, List<ByteBuffer> pieces) {
-        for (long position = 0; position < data.byteSize(); position += MAX_PIECE) {
-            MemorySegment slice = data.asSlice(position, Math.min(MAX_PIECE, data.byteSize() - position));
-            // Native and byte[] memory is written as it is; a segment over a long[] or float[] is copied.
-            pieces.add(Memory.readableView(slice));
-        }
     }
 }

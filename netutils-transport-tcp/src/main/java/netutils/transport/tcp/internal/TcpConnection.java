@@ -41,6 +41,8 @@ public final class TcpConnection implements Connection {
     private final ReentrantLock sendLock = new ReentrantLock();
     private final ReentrantLock receiveLock = new ReentrantLock();
     private final AtomicBoolean closed = new AtomicBoolean();
+    /** Small frames are gathered here and sent with one write; guarded by sendLock. */
+    private final java.nio.ByteBuffer sendScratch = java.nio.ByteBuffer.allocateDirect(64 * 1024);
     private volatile Runnable onClose = () -> { };
     private volatile Serializer lastReceivedSerializer;
     private volatile String stalled;
@@ -81,7 +83,7 @@ public final class TcpConnection implements Connection {
         try {
             ensureOpen();
             watchdog.writeStarted();
-            frame.writeTo(channel, watchdog::writeStarted);
+            frame.writeTo(channel, sendScratch, watchdog::writeStarted);
         } catch (IOException e) {
             closeQuietly();
             throw translate(e, "sending " + message.type());
