@@ -64,7 +64,7 @@ public final class Benchmark {
     private Benchmark(boolean quick, Path out, List<String> only) {
         this.only = only;
         this.warmupLarge = quick ? 4 : 12;
-        this.measuredLarge = quick ? 5 : 20;
+        this.measuredLarge = quick ? 5 : 25;
         this.warmupSmall = quick ? 5_000 : 30_000;
         this.measuredSmall = quick ? 5_000 : 30_000;
         this.out = out;
@@ -130,6 +130,15 @@ public final class Benchmark {
             results.get(stack.name).put("p99_us", p99);
             System.out.printf("   %-20s p50 %7.1f us   p99 %7.1f us%n", stack.name, p50, p99);
         }
+        // Paired ratios: each round's median against its baseline's median in the same round, then the median
+        // over rounds, so that slow drift of the machine cancels out.
+        for (Stack stack : running) {
+            String baseline = baselineOf(stack.name);
+            results.get(stack.name).put("p50_ratio",
+                    pairedRatio(smallNanos.get(stack.name), smallNanos.get(baseline), SMALL_ROUNDS));
+            results.get(stack.name).put("throughput_ratio",
+                    1 / pairedRatio(largeNanos.get(stack.name), largeNanos.get(baseline), LARGE_ROUNDS));
+        }
         for (Stack stack : running) {
             stack.close();
         }
@@ -177,7 +186,25 @@ public final class Benchmark {
                 }
             }
         }
-        return nanos;
+        return nanos; // in order: round after round, perRound samples each
+    }
+
+    /** The median over rounds of (median of mine in the round / median of theirs in the same round). */
+    private static double pairedRatio(List<Long> mine, List<Long> theirs, int rounds) {
+        int perRound = mine.size() / rounds;
+        double[] ratios = new double[rounds];
+        for (int round = 0; round < rounds; round++) {
+            long[] a = sorted(mine.subList(round * perRound, (round + 1) * perRound));
+            long[] b = sorted(theirs.subList(round * perRound, (round + 1) * perRound));
+            ratios[round] = (double) a[a.length / 2] / b[b.length / 2];
+        }
+        Arrays.sort(ratios);
+        return ratios[rounds / 2];
+    }
+
+    /** The raw socket with the same kind of server thread. */
+    private static String baselineOf(String stack) {
+        return stack.equals("raw") || stack.endsWith("-platform") ? "raw" : "raw-virtual";
     }
 
     private static long[] sorted(List<Long> samples) {
@@ -226,18 +253,17 @@ public final class Benchmark {
     // ------------------------------------------------------------------ report
 
     private void report() throws IOException {
-        System.out.printf("%nratios to the raw socket with the same kind of server thread, in this run"
-                + " (targets: throughput >= 0.90, p50 <= 1.25x; memory <= 1280 MiB)%n");
+        System.out.printf("%nratios to the raw socket with the same kind of server thread, in this run: the median over"
+                + " rounds of each round's ratio of medians%n(targets: throughput >= 0.90, p50 <= 1.25x; memory"
+                + " <= 1280 MiB)%n");
         StringBuilder csv = new StringBuilder("stack,throughput_mib_s,throughput_ratio,p50_us,p50_ratio,p99_us,peak_rss_added_mib\n");
         StringBuilder json = new StringBuilder("{\n  \"machine\": {\"cores\": " + Runtime.getRuntime().availableProcessors()
                 + ", \"jdk\": \"" + Runtime.version() + "\"},\n  \"stacks\": {\n");
         int index = 0;
         for (Map.Entry<String, Map<String, Double>> entry : results.entrySet()) {
             Map<String, Double> r = entry.getValue();
-            Map<String, Double> baseline = results.get(entry.getKey().equals("raw") || entry.getKey().endsWith("-platform")
-                    ? "raw" : "raw-virtual");
-            double throughputRatio = r.get("throughput_mib_s") / baseline.get("throughput_mib_s");
-            double p50Ratio = r.get("p50_us") / baseline.get("p50_us");
+            double throughputRatio = r.get("throughput_ratio");
+            double p50Ratio = r.get("p50_ratio");
             r.put("throughput_ratio", throughputRatio);
             r.put("p50_ratio", p50Ratio);
             System.out.printf(Locale.ROOT, "   %-20s throughput %.2f   p50 %.2fx%s%n", entry.getKey(), throughputRatio, p50Ratio,

@@ -37,7 +37,7 @@ final class Chart {
             double value = results.get(stacks.get(i)).get(key);
             int barHeight = (int) Math.round(Math.min(value, max) / max * plotHeight);
             int x = left + i * (barWidth + gap) + gap / 2;
-            String color = stacks.get(i).equals("raw") ? "#999999" : "#3b6fb6";
+            String color = stacks.get(i).startsWith("raw") ? "#999999" : "#3b6fb6";
             svg.append(String.format(Locale.ROOT, "<rect x=\"%d\" y=\"%d\" width=\"%d\" height=\"%d\" fill=\"%s\"/>%n",
                     x, top + plotHeight - barHeight, barWidth, barHeight, color));
             svg.append(String.format(Locale.ROOT, "<text x=\"%d\" y=\"%d\" text-anchor=\"middle\">%.2f</text>%n",
