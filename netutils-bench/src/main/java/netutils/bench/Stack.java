@@ -38,6 +38,9 @@ abstract class Stack implements AutoCloseable {
     /** One 8 KiB request and its 8 KiB answer. */
     abstract void roundTrip() throws IOException;
 
+    @Override
+    public abstract void close() throws IOException;
+
     static Stack create(String name, MemorySegment payload, int small) throws IOException {
         if (name.startsWith("raw")) {
             return new Raw(name, payload, small, name.equals("raw-virtual"));

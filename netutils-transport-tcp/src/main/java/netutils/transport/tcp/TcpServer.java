@@ -15,8 +15,6 @@ import netutils.api.Connection;
 import netutils.api.ConnectionClosedException;
 import netutils.api.ConnectionHandler;
 import netutils.api.Message;
-import netutils.api.ProtocolException;
-import netutils.api.RemoteErrorException;
 import netutils.api.internal.FrameDecoder;
 import netutils.transport.tcp.internal.ByteBudget;
 import netutils.transport.tcp.internal.TcpConnection;
@@ -185,7 +183,8 @@ public final class TcpServer implements AutoCloseable {
             handler.handle(connection);
         } catch (ConnectionClosedException e) {
             LOG.log(Level.DEBUG, () -> "connection " + connection.peer() + " closed: " + e.getMessage());
-        } catch (ProtocolException | RemoteErrorException e) {
+        } catch (IOException e) {
+            // Bad frames, timeouts, vanished peers: the peer's doing, one line is enough.
             LOG.log(Level.INFO, () -> "dropped connection " + connection.peer() + ": " + e.getMessage());
         } catch (Exception e) {
             LOG.log(Level.WARNING, "handler failed on connection " + connection.peer() + "; connection closed", e);

@@ -125,11 +125,11 @@ class TcpBadInputTest {
         TcpOptions options = TcpOptions.builder().readTimeout(Duration.ofMillis(500)).build();
         try (TcpServer server = TcpServer.bind(new InetSocketAddress(InetAddress.getLoopbackAddress(), 0), options).serve(ECHO)) {
             byte[] frame = Message.of(MessageType.MASK, Tensor.zeros(DType.BOOL, 64, 64)).toRawMessage();
-            try (Socket vanishing = new Socket(InetAddress.getLoopbackAddress(), server.port());
-                    Socket stalling = new Socket(InetAddress.getLoopbackAddress(), server.port());
+            Socket vanishing = new Socket(InetAddress.getLoopbackAddress(), server.port());
+            vanishing.getOutputStream().write(frame, 0, 200);
+            vanishing.close();
+            try (Socket stalling = new Socket(InetAddress.getLoopbackAddress(), server.port());
                     Connection healthy = TcpClient.connect("127.0.0.1", server.port())) {
-                vanishing.getOutputStream().write(frame, 0, 200);
-                vanishing.close();
                 stalling.getOutputStream().write(frame, 0, 200);
                 for (int i = 0; i < 20; i++) {
                     Message reply = healthy.request(Message.of(MessageType.KV_INDEX, Tensor.scalar(i)));
@@ -163,6 +163,7 @@ class TcpBadInputTest {
         try (ServerSocket neverReads = new ServerSocket(0, 1, InetAddress.getLoopbackAddress())) {
             Thread.ofVirtual().start(() -> {
                 try (Socket socket = neverReads.accept()) {
+                    assertThat(socket.isConnected()).isTrue();
                     Thread.sleep(10_000);
                 } catch (Exception ignored) {
                     // the sender gives up first
