@@ -5,7 +5,6 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import netutils.api.Connection;
-import netutils.api.ConnectionClosedException;
 import netutils.api.ConnectionHandler;
 import netutils.api.DType;
 import netutils.api.Message;
@@ -30,37 +29,36 @@ public final class ModelStageHandler implements ConnectionHandler {
 
     @Override
     public void handle(Connection connection) throws Exception {
-        long position = 0;
-        Map<String, Tensor> cache = new LinkedHashMap<>();
-        while (true) {
-            Message request;
-            try {
-                request = connection.receive();
-            } catch (ConnectionClosedException closed) {
-                return;
-            }
-            Message.Builder reply;
+        // A fresh Stage per connection holds that connection's KV position and cache.
+        ConnectionHandler.ofRequests(new Stage()::answer).handle(connection);
+    }
+
+    /** One connection's state and answers. */
+    private static final class Stage {
+        private final Map<String, Tensor> cache = new LinkedHashMap<>();
+        private long position;
+
+        Message answer(Message request) {
             MessageType type = request.type();
             if (type.equals(MessageType.HIDDEN_STATE)) {
-                reply = Message.builder(type).tensor("data", applyLayer(request.data())).meta("op", "rmsnorm*0.5");
+                return Message.builder(type).tensor("data", applyLayer(request.data())).meta("op", "rmsnorm*0.5").build();
             } else if (type.equals(MessageType.CIS)) {
-                reply = Message.builder(type).meta("unit_circle_max_error", String.format("%.2e", unitCircleError(request.data())));
+                return Message.builder(type)
+                        .meta("unit_circle_max_error", String.format("%.2e", unitCircleError(request.data()))).build();
             } else if (type.equals(MessageType.KV_INDEX)) {
                 position = request.data().longValue();
-                reply = Message.builder(type).tensor("data", Tensor.scalar(position)).meta("ack", "position stored");
+                return Message.builder(type).tensor("data", Tensor.scalar(position)).meta("ack", "position stored").build();
             } else if (type.equals(MessageType.KV_CACHE)) {
                 cache.clear();
                 cache.putAll(request.tensors());
-                reply = Message.builder(type).meta("stored_tensors", "" + cache.size())
+                return Message.builder(type).meta("stored_tensors", "" + cache.size())
                         .meta("layers", "" + cache.keySet().stream().map(n -> n.split("\\.")[0]).distinct().count())
-                        .meta("bytes", "" + request.tensorBytes());
+                        .meta("bytes", "" + request.tensorBytes()).build();
             } else if (type.equals(MessageType.MASK)) {
-                reply = Message.builder(type).meta("visible", "" + countVisible(request.data()))
-                        .meta("causal", "" + isCausal(request.data()));
-            } else {
-                reply = request.toBuilder().id(null);
+                return Message.builder(type).meta("visible", "" + countVisible(request.data()))
+                        .meta("causal", "" + isCausal(request.data())).build();
             }
-            connection.send(reply.replyTo(request).build());
+            return request.toBuilder().id(null).build();
         }
     }
 

@@ -91,6 +91,17 @@ class ExampleProgramsTest {
     }
 
     @Test
+    void pipelineDemoPassesTokensThroughTwoStages() throws Exception {
+        Process demo = start("netutils.examples.PipelineDemo", "--tokens", "20", "--serializer", "kryo");
+        String out = read(demo.getInputStream());
+        String err = read(demo.getErrorStream());
+        assertThat(demo.waitFor(60, TimeUnit.SECONDS)).isTrue();
+        assertThat(demo.exitValue()).as(err).isZero();
+        assertThat(out).contains("20 tokens through two hops");
+        assertThat(err).doesNotContain("WARNING");
+    }
+
+    @Test
     void clientWithoutAServerPrintsAClearMessageNotAStackTrace() throws Exception {
         Process client = start("netutils.examples.ExampleClient", "--port", "" + freePort());
         String err = read(client.getErrorStream());
