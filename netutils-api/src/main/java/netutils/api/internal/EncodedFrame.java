@@ -53,13 +53,20 @@ public final class EncodedFrame {
             }
             return;
         }
-        List<ByteBuffer> views = new java.util.ArrayList<>(pieces.size() + 4);
-        for (MemorySegment piece : pieces) {
-            for (long at = 0; at < piece.byteSize(); at += FrameEncoder.MAX_PIECE) { // a ByteBuffer holds < 2 GiB
-                views.add(Memory.readableView(piece.asSlice(at, Math.min(FrameEncoder.MAX_PIECE, piece.byteSize() - at))));
+        try (Arena heapCopies = Arena.ofConfined()) {
+            List<ByteBuffer> views = new java.util.ArrayList<>(pieces.size() + 4);
+            for (MemorySegment piece : pieces) {
+                for (long at = 0; at < piece.byteSize(); at += FrameEncoder.MAX_PIECE) { // a ByteBuffer holds < 2 GiB
+                    views.add(Memory.view(piece.asSlice(at, Math.min(FrameEncoder.MAX_PIECE, piece.byteSize() - at)),
+                            heapCopies));
+                }
             }
+            gatherWrite(channel, views.toArray(ByteBuffer[]::new), progress);
         }
-        ByteBuffer[] buffers = views.toArray(ByteBuffer[]::new);
+    }
+
+    private static void gatherWrite(GatheringByteChannel channel, ByteBuffer[] buffers, Runnable progress)
+            throws IOException {
         int first = 0;
         while (first < buffers.length) {
             // Keep the iovec count modest: the kernel limits it, and the JDK copies long arrays.

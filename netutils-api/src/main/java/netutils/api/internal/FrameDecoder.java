@@ -2,6 +2,7 @@ package netutils.api.internal;
 
 import java.io.EOFException;
 import java.io.IOException;
+import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.SegmentAllocator;
 import java.nio.ByteBuffer;
@@ -340,7 +341,9 @@ public final class FrameDecoder {
                     throw truncated("tensor '" + entry.name() + "'", position + got, data.byteSize(), null);
                 }
                 if (crc != null) {
-                    crc.update(Memory.readableView(part));
+                    try (Arena scratch = Arena.ofConfined()) {
+                        crc.update(Memory.view(part, scratch));
+                    }
                 }
                 position += length;
                 bodyRead += length;

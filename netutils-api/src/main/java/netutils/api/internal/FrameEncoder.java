@@ -69,10 +69,12 @@ public final class FrameEncoder {
         }
         if (checksum) {
             CRC32C crc = new CRC32C();
-            for (int i = 0; i < pieces.size(); i++) {
-                MemorySegment piece = i == 0 ? pieces.get(0).asSlice(Frames.HEADER_LENGTH) : pieces.get(i);
-                for (long at = 0; at < piece.byteSize(); at += MAX_PIECE) { // the checksum covers the body only
-                    crc.update(Memory.readableView(piece.asSlice(at, Math.min(MAX_PIECE, piece.byteSize() - at))));
+            try (java.lang.foreign.Arena scratch = java.lang.foreign.Arena.ofConfined()) {
+                for (int i = 0; i < pieces.size(); i++) {
+                    MemorySegment piece = i == 0 ? pieces.get(0).asSlice(Frames.HEADER_LENGTH) : pieces.get(i);
+                    for (long at = 0; at < piece.byteSize(); at += MAX_PIECE) { // the checksum covers the body only
+                        crc.update(Memory.view(piece.asSlice(at, Math.min(MAX_PIECE, piece.byteSize() - at)), scratch));
+                    }
                 }
             }
             pieces.add(MemorySegment.ofArray(ByteBuffer.allocate(Frames.CHECKSUM_LENGTH)

@@ -2,7 +2,6 @@ package netutils.api.internal;
 
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
-import java.lang.foreign.ValueLayout;
 import java.nio.ByteBuffer;
 
 /**
@@ -27,17 +26,16 @@ public final class Memory {
     }
 
     /**
-     * A ByteBuffer over {@code segment} for channel I/O: the segment itself when it can be viewed so, else a copy
-     * (heap segments over arrays other than {@code byte[]}); {@code segment} is at most 2 GiB.
+     * A ByteBuffer over {@code segment} (at most 2 GiB) for channel I/O and checksums: the segment itself when it
+     * is native or over a {@code byte[]}; otherwise (a heap tensor over a {@code long[]}) a copy made in
+     * {@code scratch}, native memory that the caller frees when the I/O is done. Tensor bytes never pass
+     * through a {@code byte[]}.
      */
-    public static ByteBuffer readableView(MemorySegment segment) {
+    public static ByteBuffer view(MemorySegment segment, Arena scratch) {
         if (segment.isNative() || segment.heapBase().orElse(null) instanceof byte[]) {
             return segment.asByteBuffer();
         }
-        if (segment.byteSize() <= SMALL) {
-            return ByteBuffer.wrap(segment.toArray(ValueLayout.JAVA_BYTE));
-        }
-        MemorySegment copy = Arena.ofAuto().allocate(segment.byteSize(), 64);
+        MemorySegment copy = scratch.allocate(segment.byteSize(), 64);
         copy.copyFrom(segment);
         return copy.asByteBuffer();
     }
