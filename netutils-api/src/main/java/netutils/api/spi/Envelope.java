@@ -42,6 +42,7 @@ public record Envelope(String type, String id, String replyTo, Map<String, Strin
             shape = shape.clone();
         }
 
+        /** A copy of the shape. */
         @Override
         public long[] shape() {
             return shape.clone();
