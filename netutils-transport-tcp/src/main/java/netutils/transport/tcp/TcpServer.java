@@ -145,11 +145,17 @@ public final class TcpServer implements AutoCloseable {
             try {
                 socket = channel.accept();
             } catch (IOException e) {
-                if (channel.isOpen()) {
-                    LOG.log(Level.WARNING, "accept failed on " + address + "; going on", e);
-                    continue;
+                if (!channel.isOpen()) {
+                    return;
                 }
-                return;
+                // Typically out of file descriptors: pause rather than spin, so open connections can finish.
+                LOG.log(Level.WARNING, "accept failed on " + address + " (" + e.getMessage() + "); retrying in 100 ms");
+                try {
+                    Thread.sleep(100);
+                } catch (InterruptedException interrupted) {
+                    return;
+                }
+                continue;
             }
             Thread thread = options.connectionThreads().newThread(() -> serveOne(socket, handler));
             if (thread == null) {
