@@ -64,6 +64,21 @@ class TcpBadInputTest {
     }
 
     @Test
+    void corruptedChecksummedFrameIsRefusedWithChecksumMismatch() throws Exception {
+        Message message = Message.of(MessageType.HIDDEN_STATE, TcpTestSupport.random(DType.F32, new Random(4), 1, 256));
+        byte[] frame = message.toRawSegment(netutils.api.Serializers.defaultSerializer(), true)
+                .toArray(java.lang.foreign.ValueLayout.JAVA_BYTE);
+        frame[frame.length - 40] ^= 0x01; // one bit of tensor data flips on the way
+        try (TcpServer server = TcpServer.bind(0).serve(ECHO);
+                Socket raw = new Socket(InetAddress.getLoopbackAddress(), server.port())) {
+            raw.getOutputStream().write(frame);
+            Message error = readFrame(raw.getInputStream());
+            assertThat(error.meta("code")).contains("CHECKSUM_MISMATCH");
+            assertThat(error.meta("detail").orElseThrow()).contains("body checksum mismatch");
+        }
+    }
+
+    @Test
     void frameOverTheServersLimitIsRefusedBeforeItsBodyArrives() throws Exception {
         TcpOptions small = TcpOptions.builder().maxFrameBytes(1024).build();
         try (TcpServer server = TcpServer.bind(new InetSocketAddress(InetAddress.getLoopbackAddress(), 0), small).serve(ECHO);
