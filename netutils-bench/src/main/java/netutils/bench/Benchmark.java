@@ -6,11 +6,8 @@ import java.io.InputStreamReader;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
-import java.net.InetAddress;
-import java.net.InetSocketAddress;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
-import java.nio.channels.ServerSocketChannel;
 import java.nio.channels.SocketChannel;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -22,14 +19,12 @@ import java.util.Locale;
 import java.util.Map;
 import java.util.concurrent.TimeUnit;
 import netutils.api.Connection;
-import netutils.api.ConnectionHandler;
 import netutils.api.DType;
 import netutils.api.Message;
 import netutils.api.MessageType;
 import netutils.api.Tensor;
 import netutils.transport.tcp.TcpClient;
 import netutils.transport.tcp.TcpOptions;
-import netutils.transport.tcp.TcpServer;
 
 /**
  * Measures, in one run on loopback, a plain length-prefixed socket (the baseline) and netutils with each
