@@ -94,12 +94,7 @@ public final class InMemoryConnection implements Connection {
 
     @Override
     public Message receive() throws IOException {
-        try {
-            return decode(inbox.take(), FrameDecoder.FRESH_MEMORY);
-        } catch (InterruptedException e) {
-            Thread.currentThread().interrupt();
-            throw new InterruptedIOException("interrupted while receiving");
-        }
+        return receive(FrameDecoder.FRESH_MEMORY);
     }
 
     @Override

@@ -56,10 +56,7 @@ public final class EncodedFrame {
         try (Arena heapCopies = Arena.ofConfined()) {
             List<ByteBuffer> views = new java.util.ArrayList<>(pieces.size() + 4);
             for (MemorySegment piece : pieces) {
-                for (long at = 0; at < piece.byteSize(); at += FrameEncoder.MAX_PIECE) { // a ByteBuffer holds < 2 GiB
-                    views.add(Memory.view(piece.asSlice(at, Math.min(FrameEncoder.MAX_PIECE, piece.byteSize() - at)),
-                            heapCopies));
-                }
+                views.addAll(Memory.views(piece, heapCopies));
             }
             gatherWrite(channel, views.toArray(ByteBuffer[]::new), progress);
         }

@@ -31,8 +31,6 @@ import netutils.api.spi.Serializer;
  * before its turn comes, and an envelope only once its declared length has passed the limits.
  */
 public final class FrameDecoder {
-    /** Views into a tensor segment are at most this large (a ByteBuffer holds under 2 GiB). */
-    private static final long MAX_READ = 1L << 30;
     /** With a checksum, read in slices this large so the CRC runs over bytes still in cache. */
     private static final long CHECKSUM_SLICE = 1L << 20;
 
@@ -332,21 +330,21 @@ public final class FrameDecoder {
         }
 
         private void readTensor(MemorySegment data, Envelope.Entry entry) throws IOException {
-            long slice = crc != null ? CHECKSUM_SLICE : MAX_READ;
-            for (long position = 0; position < data.byteSize(); ) {
-                long length = Math.min(slice, data.byteSize() - position);
-                MemorySegment part = data.asSlice(position, length);
-                long got = source.readFully(part);
-                if (got < length) {
-                    throw truncated("tensor '" + entry.name() + "'", position + got, data.byteSize(), null);
-                }
-                if (crc != null) {
-                    try (Arena scratch = Arena.ofConfined()) {
-                        crc.update(Memory.view(part, scratch));
+            long slice = crc != null ? CHECKSUM_SLICE : Memory.MAX_VIEW;
+            try (Arena checksumScratch = crc != null ? Arena.ofConfined() : null) {
+                for (long position = 0; position < data.byteSize(); ) {
+                    long length = Math.min(slice, data.byteSize() - position);
+                    MemorySegment part = data.asSlice(position, length);
+                    long got = source.readFully(part);
+                    if (got < length) {
+                        throw truncated("tensor '" + entry.name() + "'", position + got, data.byteSize(), null);
                     }
+                    if (crc != null) {
+                        crc.update(Memory.view(part, checksumScratch));
+                    }
+                    position += length;
+                    bodyRead += length;
                 }
-                position += length;
-                bodyRead += length;
             }
         }
 

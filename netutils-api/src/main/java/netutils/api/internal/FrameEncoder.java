@@ -17,8 +17,6 @@ import netutils.api.spi.Serializer;
 
 /** Lays a {@link Message} out as a frame without copying tensor bytes. */
 public final class FrameEncoder {
-    /** Each tensor is written in views of at most this size: a ByteBuffer holds under 2 GiB. */
-    static final long MAX_PIECE = 1L << 30;
     private static final MemorySegment ZEROS = MemorySegment.ofArray(new byte[Frames.DATA_ALIGNMENT]).asReadOnly();
 
     private FrameEncoder() {
@@ -71,10 +69,9 @@ public final class FrameEncoder {
             CRC32C crc = new CRC32C();
             try (java.lang.foreign.Arena scratch = java.lang.foreign.Arena.ofConfined()) {
                 for (int i = 0; i < pieces.size(); i++) {
+                    // the checksum covers the body only
                     MemorySegment piece = i == 0 ? pieces.get(0).asSlice(Frames.HEADER_LENGTH) : pieces.get(i);
-                    for (long at = 0; at < piece.byteSize(); at += MAX_PIECE) { // the checksum covers the body only
-                        crc.update(Memory.view(piece.asSlice(at, Math.min(MAX_PIECE, piece.byteSize() - at)), scratch));
-                    }
+                    Memory.views(piece, scratch).forEach(crc::update);
                 }
             }
             pieces.add(MemorySegment.ofArray(ByteBuffer.allocate(Frames.CHECKSUM_LENGTH)

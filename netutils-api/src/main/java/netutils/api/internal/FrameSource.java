@@ -20,7 +20,14 @@ public interface FrameSource {
      *
      * @throws EOFException if the stream ends first
      */
-    void readFully(ByteBuffer destination) throws IOException;
+    default void readFully(ByteBuffer destination) throws IOException {
+        int wanted = destination.remaining();
+        long got = readFully(java.lang.foreign.MemorySegment.ofBuffer(destination));
+        destination.position(destination.position() + (int) got);
+        if (got < wanted) {
+            throw new EOFException("input ended after " + got + " of " + wanted + " bytes");
+        }
+    }
 
     /**
      * Reads until {@code destination} (native or heap memory, any size) is full.

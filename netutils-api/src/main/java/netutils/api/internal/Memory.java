@@ -25,6 +25,21 @@ public final class Memory {
         return Arena.ofAuto().allocate(byteSize, 64);
     }
 
+    /** A ByteBuffer view holds under 2 GiB: larger segments are viewed in slices of this size. */
+    public static final long MAX_VIEW = 1L << 30;
+
+    /**
+     * {@link #view}s of {@code segment} of any size, in order, each at most {@value #MAX_VIEW} bytes; none for an
+     * empty segment.
+     */
+    public static java.util.List<ByteBuffer> views(MemorySegment segment, Arena scratch) {
+        java.util.List<ByteBuffer> views = new java.util.ArrayList<>((int) (segment.byteSize() / MAX_VIEW) + 1);
+        for (long at = 0; at < segment.byteSize(); at += MAX_VIEW) {
+            views.add(view(segment.asSlice(at, Math.min(MAX_VIEW, segment.byteSize() - at)), scratch));
+        }
+        return views;
+    }
+
     /**
      * A ByteBuffer over {@code segment} (at most 2 GiB) for channel I/O and checksums: the segment itself when it
      * is native or over a {@code byte[]}; otherwise (a heap tensor over a {@code long[]}) a copy made in

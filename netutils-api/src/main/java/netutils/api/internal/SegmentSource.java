@@ -1,6 +1,5 @@
 package netutils.api.internal;
 
-import java.io.EOFException;
 import java.lang.foreign.MemorySegment;
 import java.nio.ByteBuffer;
 
@@ -25,7 +24,7 @@ public final class SegmentSource implements FrameSource {
     }
 
     @Override
-    public boolean readFrameStart(ByteBuffer header) throws EOFException {
+    public boolean readFrameStart(ByteBuffer header) throws java.io.IOException {
         if (remaining() == 0) {
             return false;
         }
@@ -39,18 +38,5 @@ public final class SegmentSource implements FrameSource {
         MemorySegment.copy(bytes, position, destination, 0, count);
         position += count;
         return count;
-    }
-
-    @Override
-    public void readFully(ByteBuffer destination) throws EOFException {
-        int wanted = destination.remaining();
-        long available = remaining();
-        int count = (int) Math.min(wanted, available);
-        MemorySegment.copy(bytes, position, MemorySegment.ofBuffer(destination), 0, count);
-        destination.position(destination.position() + count);
-        position += count;
-        if (count < wanted) {
-            throw new EOFException("input ended");
-        }
     }
 }

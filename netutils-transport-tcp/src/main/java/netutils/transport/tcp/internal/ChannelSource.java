@@ -1,6 +1,5 @@
 package netutils.transport.tcp.internal;
 
-import java.io.EOFException;
 import java.io.IOException;
 import java.io.InputStream;
 import java.lang.foreign.MemorySegment;
@@ -9,6 +8,7 @@ import java.net.SocketTimeoutException;
 import java.nio.ByteBuffer;
 import java.nio.channels.SocketChannel;
 import netutils.api.internal.FrameSource;
+import netutils.api.internal.Memory;
 
 /**
  * Reads frames from a blocking socket channel through a small direct read-ahead buffer, so a small message
@@ -21,8 +21,6 @@ import netutils.api.internal.FrameSource;
  */
 final class ChannelSource implements FrameSource {
     static final int BUFFER_SIZE = 64 * 1024;
-    /** A ByteBuffer view holds under 2 GiB. */
-    private static final long MAX_VIEW = 1L << 30;
 
     private final SocketChannel channel;
     private final Socket socket;
@@ -73,28 +71,6 @@ final class ChannelSource implements FrameSource {
     }
 
     @Override
-    public void readFully(ByteBuffer destination) throws IOException {
-        while (destination.hasRemaining()) {
-            if (buffer.hasRemaining()) {
-                int count = Math.min(buffer.remaining(), destination.remaining());
-                destination.put(buffer.slice(buffer.position(), count));
-                buffer.position(buffer.position() + count);
-            } else if (destination.remaining() >= BUFFER_SIZE) {
-                if (watchedRead(destination) < 0) {
-                    throw new EOFException("peer closed the connection");
-                }
-            } else {
-                buffer.clear();
-                int count = watchedRead(buffer);
-                buffer.flip();
-                if (count < 0) {
-                    throw new EOFException("peer closed the connection");
-                }
-            }
-        }
-    }
-
-    @Override
     public long readFully(MemorySegment destination) throws IOException {
         long size = destination.byteSize();
         long done = 0;
@@ -106,7 +82,7 @@ final class ChannelSource implements FrameSource {
                 done += count;
             } else if (size - done >= BUFFER_SIZE && destination.isNative()) {
                 // Straight from the socket into the tensor: no intermediate copy for large data.
-                ByteBuffer view = destination.asSlice(done, Math.min(MAX_VIEW, size - done)).asByteBuffer();
+                ByteBuffer view = destination.asSlice(done, Math.min(Memory.MAX_VIEW, size - done)).asByteBuffer();
                 int count = watchedRead(view);
                 if (count < 0) {
                     return done;
