@@ -4,6 +4,7 @@
  */
 module netutils.example.serializer {
     requires netutils.api;
+    requires netutils.serde.json;
     requires tools.jackson.dataformat.cbor;
     requires tools.jackson.databind;
 

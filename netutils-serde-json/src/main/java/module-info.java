@@ -1,6 +1,7 @@
 /**
  * The default serializer: JSON envelopes (wire id 1) and the self-contained JSON text of
- * {@link netutils.api.Message#toJson()}, written and read with Jackson.
+ * {@code netutils.api.wire.Frames.toJson}, written and read with Jackson; {@link netutils.serde.json.JacksonTrees} for
+ * plug-ins built on other Jackson formats.
  */
 module netutils.serde.json {
     requires transitive netutils.api;

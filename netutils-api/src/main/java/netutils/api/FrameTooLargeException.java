@@ -1,18 +1,22 @@
 package netutils.api;
 
 /**
- * A message does not fit one frame: its body would exceed {@link Frames#MAX_BODY_LENGTH}
- * (4,294,967,295 bytes). Thrown before anything is sent; the message says by how much.
+ * A message does not fit one frame: its body would exceed {@value #MAX_BODY_LENGTH} bytes (the 32-bit length
+ * of the wire format). Thrown before anything is sent; the message says by how much. It is a caller error,
+ * like any argument that cannot be used, hence unchecked.
  */
 public class FrameTooLargeException extends IllegalArgumentException {
     private static final long serialVersionUID = 1L;
+
+    /** The largest body a frame can declare: 2^32 - 1 bytes, as {@code netutils.api.wire.Frames.MAX_BODY_LENGTH}. */
+    public static final long MAX_BODY_LENGTH = 0xFFFF_FFFFL;
 
     private final long bodyLength;
 
     /** A message whose body would have {@code bodyLength} bytes. */
     public FrameTooLargeException(long bodyLength) {
         super(String.format("message needs a frame body of %,d bytes, %,d bytes over the %,d-byte maximum",
-                bodyLength, bodyLength - Frames.MAX_BODY_LENGTH, Frames.MAX_BODY_LENGTH));
+                bodyLength, bodyLength - MAX_BODY_LENGTH, MAX_BODY_LENGTH));
         this.bodyLength = bodyLength;
     }
 
@@ -23,6 +27,6 @@ public class FrameTooLargeException extends IllegalArgumentException {
 
     /** How many bytes over the maximum the body is. */
     public long excessBytes() {
-        return bodyLength - Frames.MAX_BODY_LENGTH;
+        return bodyLength - MAX_BODY_LENGTH;
     }
 }

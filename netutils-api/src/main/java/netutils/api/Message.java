@@ -1,16 +1,11 @@
 package netutils.api;
 
-import java.lang.foreign.MemorySegment;
-import java.nio.ByteBuffer;
 import java.util.Collections;
 import java.util.LinkedHashMap;
 import java.util.NoSuchElementException;
 import java.util.Objects;
 import java.util.Optional;
 import java.util.SequencedMap;
-import netutils.api.internal.FrameDecoder;
-import netutils.api.internal.FrameEncoder;
-import netutils.api.spi.Serializer;
 
 /**
  * What travels on a {@link Connection}: a {@link MessageType}, named {@link Tensor tensors} in order, string
@@ -26,14 +21,14 @@ import netutils.api.spi.Serializer;
  *         .build();
  * }</pre>
  *
- * <p>{@link #toJson()} and {@link #fromJson(String)} give a self-contained JSON text of a message (tensor bytes
- * in base64), for logs and JSON-only peers; they need the {@code netutils-serde-json} module. What goes on
- * the wire is a frame: {@link #toRawMessage()} makes one, {@link #fromRawMessage(byte[])} reads one.
+ * <p>A message is a plain value: it knows nothing of encodings. {@code netutils.api.wire.Frames} turns it into
+ * a frame ({@code toRawMessage}) and back ({@code fromRawMessage}), or into a self-contained JSON text
+ * ({@code toJson}, {@code fromJson}).
  */
 public final class Message {
     /** The name {@link #of(MessageType, Tensor)} gives its single tensor. */
     public static final String DEFAULT_TENSOR_NAME = "data";
-    /** The longest tensor name or metadata key accepted, in characters. */
+    /** The longest tensor name or metadata key accepted, in characters (Unicode code points). */
     public static final int MAX_NAME_LENGTH = 1024;
 
     private final MessageType type;
@@ -149,77 +144,6 @@ public final class Message {
         return total;
     }
 
-    // ---------------------------------------------------------------- text and raw forms
-
-    /**
-     * The self-contained JSON text of this message, tensor bytes in base64.
-     *
-     * @throws IllegalStateException if no JSON text format is installed (add {@code netutils-serde-json})
-     * @throws IllegalArgumentException if the text would be longer than a Java string can be
-     */
-    public String toJson() {
-        return Serializers.textFormat("json").write(this);
-    }
-
-    /**
-     * Reads the text of {@link #toJson()}.
-     *
-     * @throws IllegalArgumentException naming what is wrong with the text
-     * @throws IllegalStateException if no JSON text format is installed (add {@code netutils-serde-json})
-     */
-    public static Message fromJson(String json) {
-        return Serializers.textFormat("json").read(json);
-    }
-
-    /** This message as one whole frame, with the default serializer (JSON envelope). */
-    public byte[] toRawMessage() {
-        return toRawMessage(Serializers.defaultSerializer());
-    }
-
-    /**
-     * This message as one whole frame with the given serializer.
-     *
-     * @throws IllegalArgumentException if the frame is larger than a Java array; use
-     *     {@link #toRawSegment(Serializer, boolean)}
-     */
-    public byte[] toRawMessage(Serializer serializer) {
-        MemorySegment frame = toRawSegment(serializer, false);
-        if (frame.byteSize() > Integer.MAX_VALUE - 8) {
-            throw new IllegalArgumentException("a frame of " + frame.byteSize()
-                    + " bytes does not fit a byte[]; use toRawSegment");
-        }
-        return frame.toArray(java.lang.foreign.ValueLayout.JAVA_BYTE);
-    }
-
-    /**
-     * This message as one whole frame in native memory, of any size up to the frame limit.
-     *
-     * @param checksum whether to append a CRC32C of the body
-     * @throws FrameTooLargeException if the body would exceed {@link Frames#MAX_BODY_LENGTH}
-     */
-    public MemorySegment toRawSegment(Serializer serializer, boolean checksum) {
-        return FrameEncoder.encode(this, serializer, checksum).toSegment();
-    }
-
-    /**
-     * Parses one whole frame (header, body and, if flagged, checksum), as read from a connection.
-     *
-     * @throws ProtocolException naming what is wrong with the frame, including trailing bytes after it
-     */
-    public static Message fromRawMessage(byte[] frame) throws ProtocolException {
-        return fromRawMessage(MemorySegment.ofArray(frame));
-    }
-
-    /** Parses one whole frame from the remaining bytes of a buffer; see {@link #fromRawMessage(byte[])}. */
-    public static Message fromRawMessage(ByteBuffer frame) throws ProtocolException {
-        return fromRawMessage(MemorySegment.ofBuffer(frame));
-    }
-
-    /** Parses one whole frame held in a segment, of any size; see {@link #fromRawMessage(byte[])}. */
-    public static Message fromRawMessage(MemorySegment frame) throws ProtocolException {
-        return FrameDecoder.decodeWhole(frame, FrameDecoder.Limits.PROTOCOL_MAXIMUM).message();
-    }
-
     @Override
     public boolean equals(Object other) {
         return other instanceof Message that
@@ -311,9 +235,10 @@ public final class Message {
 
         private static void checkName(String what, String name) {
             Objects.requireNonNull(name, what);
-            if (name.isEmpty() || name.length() > MAX_NAME_LENGTH) {
+            int characters = name.codePointCount(0, name.length());
+            if (characters == 0 || characters > MAX_NAME_LENGTH) {
                 throw new IllegalArgumentException(what + " must have 1 to " + MAX_NAME_LENGTH + " characters, got "
-                        + name.length());
+                        + characters);
             }
         }
     }

@@ -6,6 +6,7 @@ import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.util.Arrays;
 import java.util.Objects;
+import netutils.api.internal.Memory;
 
 /**
  * An n-dimensional array: a {@link DType}, a shape of rank 0 to {@value #MAX_RANK}, and contiguous row-major
@@ -30,10 +31,15 @@ public final class Tensor {
     /** The largest rank accepted. */
     public static final int MAX_RANK = 8;
     /**
-     * Native segments this class allocates are aligned to this many bytes, like the frame's data area. Small
-     * tensors (up to 64 KiB) live on the Java heap instead, aligned to 8 bytes: enough for every dtype.
+     * The alignment of native memory that netutils allocates for tensors (copies, received tensors over
+     * {@value #HEAP_LIMIT} bytes), like the frame's data area. Tensors of up to {@value #HEAP_LIMIT} bytes live
+     * on the Java heap in a {@code byte[]}, which has no alignment guarantee; every accessor of this class reads
+     * unaligned, so alignment matters only to code that reads {@link #data()} with aligned layouts (check
+     * {@link MemorySegment#isNative()} first). Memory given to {@link #wrap} keeps whatever alignment it has.
      */
     public static final int ALIGNMENT = 64;
+    /** Tensors netutils allocates of up to this many bytes live on the Java heap, in a {@code byte[]}. */
+    public static final int HEAP_LIMIT = (int) Memory.SMALL;
 
     private static final ValueLayout.OfFloat F32_LE = ValueLayout.JAVA_FLOAT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
     private static final ValueLayout.OfDouble F64_LE = ValueLayout.JAVA_DOUBLE_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
@@ -93,40 +99,80 @@ public final class Tensor {
         return copyOf(dtype, MemorySegment.ofArray(littleEndianBytes), shape);
     }
 
-    /** An {@link DType#F32} tensor. */
+    /**
+     * A tensor of any floating-point dtype from float values, each rounded to the nearest value of
+     * {@code dtype} (ties to even): {@link DType#F32} exactly, {@link DType#F64} widened, {@link DType#F16},
+     * {@link DType#BF16}, {@link DType#F8_E4M3} (out of range becomes NaN, as E4M3 has no infinity) and
+     * {@link DType#F8_E5M2}; {@link DType#C64} takes interleaved (real, imaginary) pairs, two floats per element.
+     * The inverse of {@link #toFloatArray()}.
+     *
+     * @throws IllegalArgumentException if {@code dtype} is not a floating-point type, or the count disagrees with
+     *     the shape
+     */
+    public static Tensor of(DType dtype, float[] values, long... shape) {
+        Objects.requireNonNull(dtype, "dtype");
+        Objects.requireNonNull(values, "values");
+        switch (dtype) {
+            case F32 -> {
+                MemorySegment segment = allocateFor(dtype, values.length, shape);
+                MemorySegment.copy(values, 0, segment, F32_LE, 0, values.length);
+                return wrap(dtype, segment, shape);
+            }
+            case C64 -> {
+                if (values.length % 2 != 0) {
+                    throw new IllegalArgumentException("complex values come in (real, imaginary) pairs; got an odd "
+                            + "count " + values.length);
+                }
+                MemorySegment segment = allocateFor(dtype, values.length / 2, shape);
+                MemorySegment.copy(values, 0, segment, F32_LE, 0, values.length);
+                return wrap(dtype, segment, shape);
+            }
+            case F64 -> {
+                MemorySegment segment = allocateFor(dtype, values.length, shape);
+                for (int i = 0; i < values.length; i++) {
+                    segment.setAtIndex(F64_LE, i, values[i]);
+                }
+                return wrap(dtype, segment, shape);
+            }
+            case F16, BF16 -> {
+                MemorySegment segment = allocateFor(dtype, values.length, shape);
+                for (int i = 0; i < values.length; i++) {
+                    segment.setAtIndex(I16_LE, i, dtype == DType.F16 ? Float.floatToFloat16(values[i])
+                            : floatToBFloat16(values[i]));
+                }
+                return wrap(dtype, segment, shape);
+            }
+            case F8_E4M3, F8_E5M2 -> {
+                MemorySegment segment = allocateFor(dtype, values.length, shape);
+                Float8 format = dtype == DType.F8_E4M3 ? Float8.E4M3 : Float8.E5M2;
+                for (int i = 0; i < values.length; i++) {
+                    segment.set(ValueLayout.JAVA_BYTE, i, format.encode(values[i]));
+                }
+                return wrap(dtype, segment, shape);
+            }
+            default -> throw new IllegalArgumentException("Tensor.of(DType, float[]) makes floating-point tensors; "
+                    + dtype + " is not one (use ofLongs, ofInts, ofShorts, ofBooleans or ofBytes)");
+        }
+    }
+
+    /** An {@link DType#F32} tensor; the same as {@code of(DType.F32, values, shape)}. */
     public static Tensor ofFloats(float[] values, long... shape) {
-        MemorySegment segment = allocateFor(DType.F32, values.length, shape);
-        MemorySegment.copy(values, 0, segment, F32_LE, 0, values.length);
-        return wrap(DType.F32, segment, shape);
+        return of(DType.F32, values, shape);
     }
 
     /** An {@link DType#F16} tensor, each value rounded to the nearest half-precision value. */
     public static Tensor ofHalfFloats(float[] values, long... shape) {
-        MemorySegment segment = allocateFor(DType.F16, values.length, shape);
-        for (int i = 0; i < values.length; i++) {
-            segment.setAtIndex(I16_LE, i, Float.floatToFloat16(values[i]));
-        }
-        return wrap(DType.F16, segment, shape);
+        return of(DType.F16, values, shape);
     }
 
     /** A {@link DType#BF16} tensor, each value rounded to nearest-even bfloat16. */
     public static Tensor ofBFloat16(float[] values, long... shape) {
-        MemorySegment segment = allocateFor(DType.BF16, values.length, shape);
-        for (int i = 0; i < values.length; i++) {
-            segment.setAtIndex(I16_LE, i, floatToBFloat16(values[i]));
-        }
-        return wrap(DType.BF16, segment, shape);
+        return of(DType.BF16, values, shape);
     }
 
     /** A {@link DType#C64} tensor from interleaved (real, imaginary) pairs: two floats per element. */
     public static Tensor ofComplex(float[] interleavedRealImaginary, long... shape) {
-        if (interleavedRealImaginary.length % 2 != 0) {
-            throw new IllegalArgumentException("complex values come in (real, imaginary) pairs; got an odd count "
-                    + interleavedRealImaginary.length);
-        }
-        MemorySegment segment = allocateFor(DType.C64, interleavedRealImaginary.length / 2, shape);
-        MemorySegment.copy(interleavedRealImaginary, 0, segment, F32_LE, 0, interleavedRealImaginary.length);
-        return wrap(DType.C64, segment, shape);
+        return of(DType.C64, interleavedRealImaginary, shape);
     }
 
     /** An {@link DType#F64} tensor. */
@@ -214,6 +260,57 @@ public final class Tensor {
         return data;
     }
 
+    /**
+     * The data as a read-only little-endian {@link ByteBuffer}, for code built on NIO buffers. It is a view of
+     * the tensor's own memory when that memory is native or a {@code byte[]} (every tensor netutils allocates or
+     * receives, and anything built with {@code MemorySegment.ofBuffer} of a direct or array-backed buffer); a
+     * tensor {@link #wrap wrapped} around another kind of Java array is copied once into a new buffer.
+     *
+     * @throws IllegalStateException if the tensor has 2 GiB or more, which no ByteBuffer can hold; use
+     *     {@link #data()} or {@link #copyTo(MemorySegment)}
+     */
+    public ByteBuffer asByteBuffer() {
+        if (data.byteSize() > Integer.MAX_VALUE) {
+            throw new IllegalStateException("a tensor of " + data.byteSize() + " bytes does not fit a ByteBuffer "
+                    + "(at most " + Integer.MAX_VALUE + "); read data() instead");
+        }
+        ByteBuffer view;
+        if (data.isNative() || data.heapBase().orElse(null) instanceof byte[]) {
+            view = data.asByteBuffer();
+        } else {
+            view = ByteBuffer.wrap(data.toArray(ValueLayout.JAVA_BYTE)).asReadOnlyBuffer();
+        }
+        return view.order(ByteOrder.LITTLE_ENDIAN);
+    }
+
+    /**
+     * Copies the data into {@code destination}, which must have exactly {@link #byteSize()} bytes; works for
+     * tensors of any size.
+     *
+     * @throws IllegalArgumentException if the sizes differ
+     */
+    public void copyTo(MemorySegment destination) {
+        if (destination.byteSize() != data.byteSize()) {
+            throw new IllegalArgumentException("destination has " + destination.byteSize() + " bytes, the tensor "
+                    + data.byteSize());
+        }
+        destination.copyFrom(data);
+    }
+
+    /**
+     * Copies the data into {@code destination} at its position, which advances by {@link #byteSize()}.
+     *
+     * @throws java.nio.BufferOverflowException if fewer bytes remain
+     */
+    public void copyTo(ByteBuffer destination) {
+        if (destination.remaining() < data.byteSize()) {
+            throw new java.nio.BufferOverflowException();
+        }
+        int size = (int) data.byteSize();
+        MemorySegment.ofBuffer(destination).copyFrom(data);
+        destination.position(destination.position() + size);
+    }
+
     /** The raw little-endian bytes of any dtype. */
     public byte[] toByteArray() {
         checkArraySized(data.byteSize());
@@ -221,11 +318,29 @@ public final class Tensor {
     }
 
     /**
-     * The values as floats: exact for {@link DType#F32}, widened for {@link DType#F16} and {@link DType#BF16},
-     * interleaved (real, imaginary) pairs for {@link DType#C64}.
+     * The values as floats, from any floating-point dtype: exact for {@link DType#F32}, widened for
+     * {@link DType#F16}, {@link DType#BF16} and the two 8-bit floats, rounded to nearest for {@link DType#F64},
+     * interleaved (real, imaginary) pairs for {@link DType#C64}. The inverse of {@link #of(DType, float[], long...)}.
+     *
+     * @throws IllegalStateException if the dtype is an integer or boolean type, or the values do not fit an array
      */
     public float[] toFloatArray() {
         return switch (dtype) {
+            case F64 -> {
+                float[] out = new float[arrayLength()];
+                for (int i = 0; i < out.length; i++) {
+                    out[i] = (float) data.getAtIndex(F64_LE, i);
+                }
+                yield out;
+            }
+            case F8_E4M3, F8_E5M2 -> {
+                float[] out = new float[arrayLength()];
+                Float8 format = dtype == DType.F8_E4M3 ? Float8.E4M3 : Float8.E5M2;
+                for (int i = 0; i < out.length; i++) {
+                    out[i] = format.decode(data.get(ValueLayout.JAVA_BYTE, i));
+                }
+                yield out;
+            }
             case F32, C64 -> {
                 long count = data.byteSize() / Float.BYTES;
                 checkArraySized(count);
@@ -243,7 +358,7 @@ public final class Tensor {
                 }
                 yield out;
             }
-            default -> throw wrongType("toFloatArray", "F32, F16, BF16 or C64");
+            default -> throw wrongType("toFloatArray", "a floating-point dtype");
         };
     }
 
@@ -378,7 +493,7 @@ public final class Tensor {
     }
 
     private static MemorySegment allocate(long bytes) {
-        return netutils.api.internal.Memory.allocate(bytes);
+        return Memory.allocate(bytes);
     }
 
     private static short floatToBFloat16(float value) {

@@ -58,7 +58,7 @@ class MessageTest {
     @Test
     void toJsonWithoutTheJsonModuleSaysWhatToAdd() {
         // The api module's own tests run without netutils-serde-json on the path.
-        assertThatThrownBy(() -> Message.of(MessageType.MASK).toJson())
+        assertThatThrownBy(() -> netutils.api.wire.Frames.toJson(Message.of(MessageType.MASK)))
                 .isInstanceOf(IllegalStateException.class).hasMessageContaining("netutils-serde-json");
     }
 }

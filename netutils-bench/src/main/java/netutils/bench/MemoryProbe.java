@@ -10,7 +10,7 @@ import java.nio.channels.SocketChannel;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import netutils.api.Connection;
-import netutils.api.Frames;
+import netutils.api.wire.Frames;
 import netutils.api.Message;
 import netutils.api.MessageType;
 import netutils.api.Tensor;

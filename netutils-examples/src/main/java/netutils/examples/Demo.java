@@ -2,7 +2,7 @@ package netutils.examples;
 
 import java.net.InetAddress;
 import java.net.InetSocketAddress;
-import netutils.api.Serializers;
+import netutils.api.wire.Serializers;
 import netutils.transport.tcp.TcpOptions;
 import netutils.transport.tcp.TcpServer;
 

@@ -7,10 +7,11 @@ import java.util.List;
 import java.util.Random;
 import netutils.api.Message;
 import netutils.api.ProtocolException;
-import netutils.api.Serializers;
+import netutils.api.wire.Serializers;
 import netutils.api.spi.Serializer;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.ValueSource;
+import netutils.api.wire.Frames;
 
 /**
  * Random damage to valid frames of every serializer: each damaged frame must either still decode (the damage hit
@@ -25,14 +26,14 @@ class MalformedFrameFuzzTest {
         Serializer serializer = Serializers.byName(name);
         List<byte[]> frames = new ArrayList<>();
         InteropValues.expectedMessages().values().stream().limit(20)
-                .forEach(message -> frames.add(message.toRawMessage(serializer)));
+                .forEach(message -> frames.add(Frames.toRawMessage(message, serializer)));
         Random random = new Random(name.hashCode());
         int refused = 0;
         for (int i = 0; i < 4000; i++) {
             byte[] frame = frames.get(random.nextInt(frames.size())).clone();
             byte[] damaged = damage(frame, random);
             try {
-                Message.fromRawMessage(damaged);
+                Frames.fromRawMessage(damaged);
             } catch (ProtocolException expected) {
                 assertThat(expected.getMessage()).isNotBlank();
                 refused++;

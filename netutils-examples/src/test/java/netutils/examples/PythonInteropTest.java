@@ -14,7 +14,7 @@ import java.util.Map;
 import java.util.concurrent.TimeUnit;
 import netutils.api.Message;
 import netutils.api.ProtocolException;
-import netutils.api.Serializers;
+import netutils.api.wire.Serializers;
 import netutils.transport.tcp.TcpOptions;
 import netutils.transport.tcp.TcpServer;
 import org.junit.jupiter.api.Assumptions;
@@ -24,6 +24,7 @@ import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.ValueSource;
+import netutils.api.wire.Frames;
 
 /**
  * The wire format is language-neutral: a Python reader/writer written from docs/PROTOCOL.md (interop/python)
@@ -69,7 +70,7 @@ class PythonInteropTest {
         for (String serializer : new String[] {"json", "msgpack"}) {
             for (Map.Entry<String, Message> entry : InteropValues.expectedMessages().entrySet()) {
                 Files.write(dir.resolve(serializer + "_" + entry.getKey() + ".frame"),
-                        entry.getValue().toRawMessage(Serializers.byName(serializer)));
+                        Frames.toRawMessage(entry.getValue(), Serializers.byName(serializer)));
             }
         }
         String output = runPython("check_frames.py", dir.toString());
@@ -101,7 +102,7 @@ class PythonInteropTest {
 
     private static Message decode(byte[] frame, String what) throws ProtocolException {
         try {
-            return Message.fromRawMessage(frame);
+            return Frames.fromRawMessage(frame);
         } catch (ProtocolException e) {
             throw new AssertionError(what + ": " + e.getMessage(), e);
         }

@@ -14,7 +14,7 @@ import java.util.stream.Stream;
 import netutils.api.Connection;
 import netutils.api.ConnectionHandler;
 import netutils.api.Message;
-import netutils.api.Serializers;
+import netutils.api.wire.Serializers;
 import netutils.api.spi.Serializer;
 import netutils.transport.tcp.TcpClient;
 import netutils.transport.tcp.TcpOptions;
@@ -23,6 +23,7 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.MethodSource;
+import netutils.api.wire.Frames;
 
 /** Every installed serializer (json, msgpack, kryo and the example's cbor) carries every dtype and type. */
 @Timeout(60)
@@ -42,9 +43,9 @@ class SerializerConformanceTest {
     void everyDtypeAndTypeRoundTripsAsRawFrames(String name) throws Exception {
         Serializer serializer = Serializers.byName(name);
         for (Message message : InteropValues.expectedMessages().values()) {
-            byte[] frame = message.toRawMessage(serializer);
+            byte[] frame = Frames.toRawMessage(message, serializer);
             assertThat(frame[3]).isEqualTo((byte) serializer.id());
-            assertThat(Message.fromRawMessage(frame)).isEqualTo(message);
+            assertThat(Frames.fromRawMessage(frame)).isEqualTo(message);
         }
     }
 
@@ -72,10 +73,10 @@ class SerializerConformanceTest {
             for (int i = 0; i < 40; i++) {
                 Serializer serializer = Serializers.byName(serializers().toList().get(i % 4));
                 Message message = messages.get(i * 7 % messages.size());
-                socket.getOutputStream().write(message.toRawMessage(serializer));
+                socket.getOutputStream().write(Frames.toRawMessage(message, serializer));
                 byte[] reply = readFrame(in);
                 assertThat(reply[3]).as("reply serializer").isEqualTo((byte) serializer.id());
-                assertThat(Message.fromRawMessage(reply).tensors()).isEqualTo(message.tensors());
+                assertThat(Frames.fromRawMessage(reply).tensors()).isEqualTo(message.tensors());
             }
         }
     }

@@ -17,10 +17,13 @@ public final class Memory {
     private Memory() {
     }
 
-    /** Zeroed memory of {@code byteSize} bytes: heap-backed (8-byte aligned) when small, native otherwise. */
+    /**
+     * Zeroed memory of {@code byteSize} bytes: a {@code byte[]} when small (so that it is also a ByteBuffer;
+     * tensors are read with unaligned accesses), 64-byte aligned native memory otherwise.
+     */
     public static MemorySegment allocate(long byteSize) {
         if (byteSize <= SMALL) {
-            return MemorySegment.ofArray(new long[(int) ((byteSize + 7) >>> 3)]).asSlice(0, byteSize);
+            return MemorySegment.ofArray(new byte[(int) byteSize]);
         }
         return Arena.ofAuto().allocate(byteSize, 64);
     }
@@ -42,7 +45,7 @@ public final class Memory {
 
     /**
      * A ByteBuffer over {@code segment} (at most 2 GiB) for channel I/O and checksums: the segment itself when it
-     * is native or over a {@code byte[]}; otherwise (a heap tensor over a {@code long[]}) a copy made in
+     * is native or over a {@code byte[]}; otherwise (a tensor wrapped around another kind of Java array) a copy made in
      * {@code scratch}, native memory that the caller frees when the I/O is done. Tensor bytes never pass
      * through a {@code byte[]}.
      */

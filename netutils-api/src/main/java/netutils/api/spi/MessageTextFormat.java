@@ -1,16 +1,17 @@
 package netutils.api.spi;
 
 import netutils.api.Message;
+import netutils.api.ProtocolException;
 
 /**
- * The self-contained text form of a message behind {@link Message#toJson()} and {@link Message#fromJson(String)}:
+ * The self-contained text form of a message behind {@code Frames.toJson} and {@code Frames.fromJson}:
  * envelope and tensor bytes (base64) in one document, for logs, debugging and peers that only speak JSON.
  * It is not the wire format. Found with {@link java.util.ServiceLoader}; the {@code netutils-serde-json}
  * module provides the {@code "json"} one.
  */
 public interface MessageTextFormat {
 
-    /** The format's name; {@link Message#toJson()} asks for {@code "json"}. */
+    /** The format's name; {@code Frames.toJson} asks for {@code "json"}. */
     String name();
 
     /**
@@ -21,9 +22,10 @@ public interface MessageTextFormat {
     String write(Message message);
 
     /**
-     * Reads a message written by {@link #write}.
+     * Reads a message written by {@link #write}, refusing unknown keys (see
+     * {@link EnvelopeSchema#messageFromText}).
      *
-     * @throws IllegalArgumentException naming what is wrong with the text
+     * @throws ProtocolException naming what is wrong with the text
      */
-    Message read(String text);
+    Message read(String text) throws ProtocolException;
 }

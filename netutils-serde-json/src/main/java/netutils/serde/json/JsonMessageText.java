@@ -1,26 +1,23 @@
 package netutils.serde.json;
 
-import java.io.InputStream;
 import java.io.StringWriter;
-import java.lang.foreign.MemorySegment;
-import java.util.List;
-import java.util.Map;
-import netutils.api.DType;
 import netutils.api.Message;
-import netutils.api.MessageType;
+import netutils.api.ProtocolException;
 import netutils.api.Tensor;
+import netutils.api.spi.EnvelopeSchema;
 import netutils.api.spi.MessageTextFormat;
 import tools.jackson.core.Base64Variants;
 import tools.jackson.core.JacksonException;
 import tools.jackson.core.JsonGenerator;
+import tools.jackson.core.JsonParser;
 import tools.jackson.core.StreamReadConstraints;
 import tools.jackson.core.json.JsonFactory;
-import tools.jackson.databind.JsonNode;
 import tools.jackson.databind.json.JsonMapper;
 
 /**
- * The text behind {@link Message#toJson()}: one JSON object with the envelope fields and, per tensor,
+ * The text behind {@code Frames.toJson}: one JSON object with the envelope fields and, per tensor,
  * {@code "data"} holding its bytes in standard base64. Self-contained, for logs, debugging and JSON-only peers.
+ * Reading is strict: unknown keys, duplicate keys and values of the wrong kind are refused by name.
  */
 public final class JsonMessageText implements MessageTextFormat {
     /**
@@ -55,73 +52,18 @@ public final class JsonMessageText implements MessageTextFormat {
         }
         StringWriter out = new StringWriter((int) Math.min(Integer.MAX_VALUE - 8, base64Chars + 256));
         try (JsonGenerator gen = MAPPER.createGenerator(out)) {
-            JsonSerializer.writeHead(gen, message.type().name(), message.id().orElse(null),
-                    message.replyTo().orElse(null), message.meta());
-            gen.writeArrayPropertyStart("tensors");
-            for (Map.Entry<String, Tensor> named : message.tensors().entrySet()) {
-                Tensor tensor = named.getValue();
-                gen.writeStartObject();
-                JsonSerializer.writeTensorHead(gen, named.getKey(), tensor.dtype().wireName(), tensor.shape());
-                gen.writeName("data");
-                gen.writeBinary(Base64Variants.MIME_NO_LINEFEEDS, new SegmentInputStream(tensor.data()),
-                        (int) tensor.byteSize());
-                gen.writeEndObject();
-            }
-            gen.writeEndArray();
-            gen.writeEndObject();
+            JacksonTrees.write(gen, EnvelopeSchema.messageToText(message, Tensor::data));
         }
         return out.toString();
     }
 
     @Override
-    public Message read(String text) {
-        try {
-            JsonNode root = JsonTrees.object(MAPPER.readTree(text), "message");
-            Message.Builder builder = Message.builder(MessageType.of(JsonTrees.string(root, "type", "")))
-                    .id(JsonTrees.optionalString(root, "id", ""))
-                    .replyTo(JsonTrees.optionalString(root, "reply_to", ""));
-            JsonTrees.stringMap(root, "meta", "").forEach(builder::meta);
-            List<JsonNode> tensors = JsonTrees.array(root, "tensors", "");
-            for (int i = 0; i < tensors.size(); i++) {
-                String path = "tensors[" + i + "].";
-                JsonNode entry = JsonTrees.object(tensors.get(i), "tensors[" + i + "]");
-                DType dtype = DType.fromWireName(JsonTrees.string(entry, "dtype", path));
-                byte[] data = Base64Variants.MIME_NO_LINEFEEDS.decode(JsonTrees.string(entry, "data", path));
-                builder.tensor(JsonTrees.string(entry, "name", path),
-                        Tensor.ofBytes(dtype, data, JsonTrees.shape(entry, path)));
-            }
-            return builder.build();
-        } catch (JsonTrees.Invalid e) {
-            throw new IllegalArgumentException("message JSON: " + e.getMessage(), e);
+    public Message read(String text) throws ProtocolException {
+        try (JsonParser parser = MAPPER.createParser(text)) {
+            return EnvelopeSchema.messageFromText(JacksonTrees.readWhole(parser, "message JSON"),
+                    Base64Variants.MIME_NO_LINEFEEDS::decode);
         } catch (JacksonException e) {
-            throw new IllegalArgumentException("message JSON does not parse: " + e.getOriginalMessage(), e);
-        }
-    }
-
-    /** Reads a segment as a stream, so base64 is written without a byte[] copy of the whole tensor. */
-    private static final class SegmentInputStream extends InputStream {
-        private final MemorySegment segment;
-        private long position;
-
-        SegmentInputStream(MemorySegment segment) {
-            this.segment = segment;
-        }
-
-        @Override
-        public int read() {
-            return position < segment.byteSize() ? segment.get(java.lang.foreign.ValueLayout.JAVA_BYTE, position++) & 0xFF : -1;
-        }
-
-        @Override
-        public int read(byte[] buffer, int offset, int length) {
-            long remaining = segment.byteSize() - position;
-            if (remaining <= 0) {
-                return length == 0 ? 0 : -1;
-            }
-            int count = (int) Math.min(length, remaining);
-            MemorySegment.copy(segment, java.lang.foreign.ValueLayout.JAVA_BYTE, position, buffer, offset, count);
-            position += count;
-            return count;
+            throw EnvelopeSchema.invalid("message JSON does not parse: " + e.getOriginalMessage());
         }
     }
 }

@@ -1,15 +1,13 @@
 package netutils.serde.json;
 
 import java.io.ByteArrayOutputStream;
-import java.util.ArrayList;
-import java.util.List;
-import java.util.Map;
 import netutils.api.ProtocolException;
 import netutils.api.spi.Envelope;
+import netutils.api.spi.EnvelopeSchema;
 import netutils.api.spi.Serializer;
 import tools.jackson.core.JacksonException;
 import tools.jackson.core.JsonGenerator;
-import tools.jackson.databind.JsonNode;
+import tools.jackson.core.JsonParser;
 import tools.jackson.databind.json.JsonMapper;
 
 /**
@@ -41,68 +39,17 @@ public final class JsonSerializer implements Serializer {
     public byte[] writeEnvelope(Envelope envelope) {
         ByteArrayOutputStream out = new ByteArrayOutputStream(128 + 96 * envelope.tensors().size());
         try (JsonGenerator gen = MAPPER.createGenerator(out)) {
-            writeHead(gen, envelope.type(), envelope.id(), envelope.replyTo(), envelope.meta());
-            gen.writeArrayPropertyStart("tensors");
-            for (Envelope.Entry entry : envelope.tensors()) {
-                gen.writeStartObject();
-                writeTensorHead(gen, entry.name(), entry.dtype(), entry.shape());
-                gen.writeNumberProperty("offset", entry.offset());
-                gen.writeNumberProperty("nbytes", entry.nbytes());
-                gen.writeEndObject();
-            }
-            gen.writeEndArray();
-            gen.writeEndObject();
+            JacksonTrees.write(gen, EnvelopeSchema.toTree(envelope));
         }
         return out.toByteArray();
     }
 
     @Override
     public Envelope readEnvelope(byte[] bytes) throws ProtocolException {
-        try {
-            JsonNode root = JsonTrees.object(MAPPER.readTree(bytes), "envelope");
-            List<Envelope.Entry> entries = new ArrayList<>();
-            List<JsonNode> tensors = JsonTrees.array(root, "tensors", "");
-            for (int i = 0; i < tensors.size(); i++) {
-                String path = "tensors[" + i + "].";
-                JsonNode entry = JsonTrees.object(tensors.get(i), "tensors[" + i + "]");
-                entries.add(new Envelope.Entry(JsonTrees.string(entry, "name", path), JsonTrees.string(entry, "dtype", path),
-                        JsonTrees.shape(entry, path), JsonTrees.nonNegativeLong(entry.get("offset"), path + "offset"),
-                        JsonTrees.nonNegativeLong(entry.get("nbytes"), path + "nbytes")));
-            }
-            return new Envelope(JsonTrees.string(root, "type", ""), JsonTrees.optionalString(root, "id", ""),
-                    JsonTrees.optionalString(root, "reply_to", ""), JsonTrees.stringMap(root, "meta", ""), entries);
-        } catch (JsonTrees.Invalid e) {
-            throw new ProtocolException(ProtocolException.Kind.MALFORMED_ENVELOPE, "json envelope: " + e.getMessage());
+        try (JsonParser parser = MAPPER.createParser(bytes)) {
+            return EnvelopeSchema.fromTree(JacksonTrees.readWhole(parser, "json envelope"));
         } catch (JacksonException e) {
-            throw new ProtocolException(ProtocolException.Kind.MALFORMED_ENVELOPE,
-                    "json envelope does not parse: " + e.getOriginalMessage(), e);
+            throw EnvelopeSchema.invalid("json envelope does not parse: " + e.getOriginalMessage());
         }
-    }
-
-    /** Writes the start of the object and the fields every form of a message shares. */
-    static void writeHead(JsonGenerator gen, String type, String id, String replyTo, Map<String, String> meta) {
-        gen.writeStartObject();
-        gen.writeStringProperty("type", type);
-        if (id != null) {
-            gen.writeStringProperty("id", id);
-        }
-        if (replyTo != null) {
-            gen.writeStringProperty("reply_to", replyTo);
-        }
-        gen.writeObjectPropertyStart("meta");
-        for (Map.Entry<String, String> entry : meta.entrySet()) {
-            gen.writeStringProperty(entry.getKey(), entry.getValue());
-        }
-        gen.writeEndObject();
-    }
-
-    static void writeTensorHead(JsonGenerator gen, String name, String dtype, long[] shape) {
-        gen.writeStringProperty("name", name);
-        gen.writeStringProperty("dtype", dtype);
-        gen.writeArrayPropertyStart("shape");
-        for (long dim : shape) {
-            gen.writeNumber(dim);
-        }
-        gen.writeEndArray();
     }
 }

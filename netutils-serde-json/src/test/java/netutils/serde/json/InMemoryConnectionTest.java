@@ -7,7 +7,7 @@ import java.time.Duration;
 import netutils.api.Connection;
 import netutils.api.ConnectionClosedException;
 import netutils.api.ConnectionHandler;
-import netutils.api.InMemoryConnection;
+import netutils.api.testing.InMemoryConnection;
 import netutils.api.Message;
 import netutils.api.MessageType;
 import netutils.api.RemoteErrorException;

@@ -6,19 +6,21 @@ import static org.assertj.core.api.Assertions.assertThatThrownBy;
 import java.util.Random;
 import netutils.api.DType;
 import netutils.api.Message;
+import netutils.api.ProtocolException;
 import netutils.api.MessageType;
 import netutils.api.Tensor;
 import org.junit.jupiter.api.Test;
 import tools.jackson.databind.JsonNode;
 import tools.jackson.databind.json.JsonMapper;
+import netutils.api.wire.Frames;
 
 class JsonTextTest {
 
     @Test
-    void everyDtypeRoundTripsThroughJsonText() {
+    void everyDtypeRoundTripsThroughJsonText() throws Exception {
         for (Message message : Samples.everyDtype()) {
-            String json = message.toJson();
-            assertThat(Message.fromJson(json)).as(message.toString()).isEqualTo(message);
+            String json = Frames.toJson(message);
+            assertThat(Frames.fromJson(json)).as(message.toString()).isEqualTo(message);
         }
     }
 
@@ -26,7 +28,7 @@ class JsonTextTest {
     void textIsPlainJsonWithBase64Data() {
         Message message = Message.builder(MessageType.KV_INDEX).tensor("data", Tensor.scalar(1)).id("7")
                 .replyTo("6").meta("k", "v").build();
-        JsonNode root = JsonMapper.builder().build().readTree(message.toJson());
+        JsonNode root = JsonMapper.builder().build().readTree(Frames.toJson(message));
         assertThat(root.get("type").stringValue()).isEqualTo("KV_index");
         assertThat(root.get("reply_to").stringValue()).isEqualTo("6");
         assertThat(root.get("meta").get("k").stringValue()).isEqualTo("v");
@@ -37,21 +39,37 @@ class JsonTextTest {
     }
 
     @Test
-    void tensorsBeyondJacksonsDefaultStringLimitRoundTrip() {
+    void tensorsBeyondJacksonsDefaultStringLimitRoundTrip() throws Exception {
         // 16 MiB of data is about 22 million base64 characters, over Jackson's default limit of 20 million.
         Tensor big = Samples.random(DType.U8, new Random(3), 16 << 20);
         Message message = Message.of(MessageType.KV_CACHE, big);
-        assertThat(Message.fromJson(message.toJson())).isEqualTo(message);
+        assertThat(Frames.fromJson(Frames.toJson(message))).isEqualTo(message);
     }
 
     @Test
     void badTextSaysWhatIsWrong() {
-        assertThatThrownBy(() -> Message.fromJson("{\"type\": 3}"))
-                .isInstanceOf(IllegalArgumentException.class).hasMessageContaining("type must be a string");
-        assertThatThrownBy(() -> Message.fromJson("{\"type\":\"mask\",\"tensors\":[{\"name\":\"m\",\"dtype\":\"F32\","
+        assertThatThrownBy(() -> Frames.fromJson("{\"type\": 3}"))
+                .isInstanceOf(ProtocolException.class).hasMessageContaining("type must be a string");
+        assertThatThrownBy(() -> Frames.fromJson("{\"type\":\"mask\",\"tensors\":[{\"name\":\"m\",\"dtype\":\"F32\","
                 + "\"shape\":[2],\"data\":\"AAAA\"}]}"))
                 .hasMessageContaining("needs 8 bytes, data has 3");
-        assertThatThrownBy(() -> Message.fromJson("{not json"))
+        assertThatThrownBy(() -> Frames.fromJson("{not json"))
                 .hasMessageContaining("does not parse");
+    }
+
+    @Test
+    void unknownAndDuplicateKeysAreRefusedNotIgnored() {
+        // The form a seed-style to_json() might produce: refused, with a hint at the real one.
+        assertThatThrownBy(() -> Frames.fromJson("{\"type\":\"hidden_state\",\"data\":[1,2,3]}"))
+                .isInstanceOf(ProtocolException.class)
+                .hasMessageContaining("unknown key 'data'").hasMessageContaining("\"tensors\"");
+        assertThatThrownBy(() -> Frames.fromJson("{\"type\":\"mask\",\"type\":\"CIS\"}"))
+                .hasMessageContaining("key 'type' appears twice");
+        assertThatThrownBy(() -> Frames.fromJson("{\"type\":\"mask\",\"tensors\":[{\"name\":\"m\",\"dtype\":\"U8\","
+                + "\"shape\":[1],\"data\":\"AA==\",\"offset\":0}]}"))
+                .hasMessageContaining("unknown key 'offset' in tensors[0]");
+        assertThatThrownBy(() -> Frames.fromJson("[".repeat(100_000)))
+                .isInstanceOf(ProtocolException.class).hasMessageContaining("nesting deeper than");
+        assertThatThrownBy(() -> Frames.fromJson("{\"type\":\"mask\"} {}")).hasMessageContaining("after its end");
     }
 }

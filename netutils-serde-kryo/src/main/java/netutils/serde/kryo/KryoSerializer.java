@@ -12,6 +12,7 @@ import java.util.List;
 import java.util.Map;
 import netutils.api.ProtocolException;
 import netutils.api.spi.Envelope;
+import netutils.api.spi.EnvelopeSchema;
 import netutils.api.spi.Serializer;
 
 /**
@@ -76,19 +77,21 @@ public final class KryoSerializer implements Serializer {
         try (Input input = new Input(bytes)) {
             Object read = kryo.readClassAndObject(input);
             if (!(read instanceof Envelope envelope)) {
-                throw new ProtocolException(ProtocolException.Kind.MALFORMED_ENVELOPE,
-                        "kryo envelope holds " + (read == null ? "null" : read.getClass().getName()) + ", not an envelope");
+                throw EnvelopeSchema.invalid("kryo envelope holds "
+                        + (read == null ? "null" : read.getClass().getName()) + ", not an envelope");
             }
             if (input.position() != bytes.length) {
-                throw new ProtocolException(ProtocolException.Kind.MALFORMED_ENVELOPE,
-                        "kryo envelope has " + (bytes.length - input.position()) + " bytes after the envelope");
+                throw EnvelopeSchema.invalid("kryo envelope has " + (bytes.length - input.position())
+                        + " bytes after the envelope");
             }
             return envelope;
         } catch (KryoException | IllegalArgumentException e) {
             String detail = e.getMessage() == null ? e.toString() : e.getMessage();
             String what = detail.contains("nregistered") || detail.contains("not registered")
                     ? "kryo envelope names a class outside the registered set: " : "kryo envelope does not parse: ";
-            throw new ProtocolException(ProtocolException.Kind.MALFORMED_ENVELOPE, what + detail, e);
+            ProtocolException invalid = EnvelopeSchema.invalid(what + detail);
+            invalid.initCause(e);
+            throw invalid;
         } finally {
             pool.free(kryo);
         }

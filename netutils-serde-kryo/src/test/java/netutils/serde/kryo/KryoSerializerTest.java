@@ -7,7 +7,7 @@ import com.esotericsoftware.kryo.io.Output;
 import java.util.List;
 import java.util.Map;
 import netutils.api.ProtocolException;
-import netutils.api.Serializers;
+import netutils.api.wire.Serializers;
 import netutils.api.spi.Envelope;
 import org.junit.jupiter.api.Test;
 

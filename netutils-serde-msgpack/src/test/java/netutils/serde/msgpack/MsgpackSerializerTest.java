@@ -6,7 +6,7 @@ import static org.assertj.core.api.Assertions.assertThatThrownBy;
 import java.util.List;
 import java.util.Map;
 import netutils.api.ProtocolException;
-import netutils.api.Serializers;
+import netutils.api.wire.Serializers;
 import netutils.api.spi.Envelope;
 import org.junit.jupiter.api.Test;
 import org.msgpack.core.MessageBufferPacker;
@@ -62,15 +62,25 @@ class MsgpackSerializerTest {
     void wrongTypesAndGarbageAreNamed() throws Exception {
         MessageBufferPacker packer = MessagePack.newDefaultBufferPacker();
         packer.packMapHeader(1).packString("type").packInt(3);
-        assertThatThrownBy(() -> serializer.readEnvelope(packer.toByteArray())).hasMessageContaining("type must be a string, got INTEGER");
+        assertThatThrownBy(() -> serializer.readEnvelope(packer.toByteArray())).hasMessageContaining("type must be a string, got an integer");
         assertThatThrownBy(() -> serializer.readEnvelope(new byte[] {(byte) 0xc1})).isInstanceOf(ProtocolException.class);
-        assertThatThrownBy(() -> serializer.readEnvelope(new byte[0])).hasMessageContaining("envelope is missing");
+        assertThatThrownBy(() -> serializer.readEnvelope(new byte[0])).hasMessageContaining("envelope is empty");
         MessageBufferPacker negative = MessagePack.newDefaultBufferPacker();
         negative.packMapHeader(2).packString("type").packString("mask").packString("tensors").packArrayHeader(1)
                 .packMapHeader(5).packString("name").packString("a").packString("dtype").packString("U8")
                 .packString("shape").packArrayHeader(1).packLong(-4).packString("offset").packLong(0)
                 .packString("nbytes").packLong(0);
         assertThatThrownBy(() -> serializer.readEnvelope(negative.toByteArray()))
-                .hasMessageContaining("tensors[0].shape[0] must be a non-negative integer, got -4");
+                .hasMessageContaining("tensors[0].shape[0] must be a non-negative 64-bit integer, got -4");
+    }
+
+    @Test
+    void duplicateKeysAreRefusedNotMerged() throws Exception {
+        MessageBufferPacker packer = MessagePack.newDefaultBufferPacker();
+        packer.packMapHeader(3).packString("type").packString("mask")
+                .packString("tensors").packArrayHeader(0)
+                .packString("tensors").packArrayHeader(0);
+        assertThatThrownBy(() -> serializer.readEnvelope(packer.toByteArray())).isInstanceOf(ProtocolException.class)
+                .hasMessageContaining("key 'tensors' appears twice");
     }
 }

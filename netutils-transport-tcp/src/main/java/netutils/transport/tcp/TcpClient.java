@@ -6,7 +6,7 @@ import java.net.InetSocketAddress;
 import java.net.SocketTimeoutException;
 import java.nio.channels.SocketChannel;
 import netutils.api.Connection;
-import netutils.api.internal.FrameDecoder;
+import netutils.api.wire.FrameDecoder;
 import netutils.transport.tcp.internal.TcpConnection;
 
 /**

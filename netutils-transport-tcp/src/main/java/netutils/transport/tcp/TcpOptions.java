@@ -2,8 +2,8 @@ package netutils.transport.tcp;
 
 import java.time.Duration;
 import java.util.Objects;
-import netutils.api.Frames;
-import netutils.api.Serializers;
+import netutils.api.wire.Frames;
+import netutils.api.wire.Serializers;
 import netutils.api.spi.Serializer;
 
 /**

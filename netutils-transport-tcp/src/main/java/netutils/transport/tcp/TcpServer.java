@@ -15,7 +15,7 @@ import netutils.api.Connection;
 import netutils.api.ConnectionClosedException;
 import netutils.api.ConnectionHandler;
 import netutils.api.Message;
-import netutils.api.internal.FrameDecoder;
+import netutils.api.wire.FrameDecoder;
 import netutils.transport.tcp.internal.ByteBudget;
 import netutils.transport.tcp.internal.TcpConnection;
 

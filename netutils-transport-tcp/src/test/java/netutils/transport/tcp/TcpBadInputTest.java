@@ -26,6 +26,8 @@ import netutils.api.RemoteErrorException;
 import netutils.api.Tensor;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
+import netutils.api.wire.Frames;
+import netutils.api.wire.Serializers;
 
 /** Malformed frames, vanishing peers and stalls: each fails one connection, clearly, and nothing else. */
 @Timeout(60)
@@ -42,7 +44,7 @@ class TcpBadInputTest {
         int trailer = (header[4] & 1) != 0 ? 4 : 0;
         byte[] frame = Arrays.copyOf(header, 12 + (int) body + trailer);
         data.readFully(frame, 12, (int) body + trailer);
-        return Message.fromRawMessage(frame);
+        return Frames.fromRawMessage(frame);
     }
 
     @Test
@@ -66,7 +68,7 @@ class TcpBadInputTest {
     @Test
     void corruptedChecksummedFrameIsRefusedWithChecksumMismatch() throws Exception {
         Message message = Message.of(MessageType.HIDDEN_STATE, TcpTestSupport.random(DType.F32, new Random(4), 1, 256));
-        byte[] frame = message.toRawSegment(netutils.api.Serializers.defaultSerializer(), true)
+        byte[] frame = Frames.toRawSegment(message, Serializers.defaultSerializer(), true)
                 .toArray(java.lang.foreign.ValueLayout.JAVA_BYTE);
         frame[frame.length - 40] ^= 0x01; // one bit of tensor data flips on the way
         try (TcpServer server = TcpServer.bind(0).serve(ECHO);
@@ -91,8 +93,7 @@ class TcpBadInputTest {
 
     @Test
     void clientWhoseServerDiesMidFrameGetsAClearExceptionNotAHang() throws Exception {
-        byte[] frame = Message.of(MessageType.HIDDEN_STATE, TcpTestSupport.random(DType.F32, new Random(2), 1, 4096))
-                .toRawMessage();
+        byte[] frame = Frames.toRawMessage(Message.of(MessageType.HIDDEN_STATE, TcpTestSupport.random(DType.F32, new Random(2), 1, 4096)));
         try (ServerSocket dying = new ServerSocket(0, 1, InetAddress.getLoopbackAddress())) {
             Thread.ofVirtual().start(() -> {
                 try (Socket socket = dying.accept()) {
@@ -114,7 +115,7 @@ class TcpBadInputTest {
 
     @Test
     void peerThatStallsMidFrameTimesOutAfterTheReadTimeout() throws Exception {
-        byte[] frame = Message.of(MessageType.HIDDEN_STATE, Tensor.zeros(DType.F32, 1, 4096)).toRawMessage();
+        byte[] frame = Frames.toRawMessage(Message.of(MessageType.HIDDEN_STATE, Tensor.zeros(DType.F32, 1, 4096)));
         try (ServerSocket stalling = new ServerSocket(0, 1, InetAddress.getLoopbackAddress())) {
             Thread.ofVirtual().start(() -> {
                 try (Socket socket = stalling.accept()) {
@@ -139,7 +140,7 @@ class TcpBadInputTest {
     void peerThatStopsMidFrameDoesNotDisturbOtherConnections() throws Exception {
         TcpOptions options = TcpOptions.builder().readTimeout(Duration.ofMillis(500)).build();
         try (TcpServer server = TcpServer.bind(new InetSocketAddress(InetAddress.getLoopbackAddress(), 0), options).serve(ECHO)) {
-            byte[] frame = Message.of(MessageType.MASK, Tensor.zeros(DType.BOOL, 64, 64)).toRawMessage();
+            byte[] frame = Frames.toRawMessage(Message.of(MessageType.MASK, Tensor.zeros(DType.BOOL, 64, 64)));
             Socket vanishing = new Socket(InetAddress.getLoopbackAddress(), server.port());
             vanishing.getOutputStream().write(frame, 0, 200);
             vanishing.close();

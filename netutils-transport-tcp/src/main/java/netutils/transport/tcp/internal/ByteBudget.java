@@ -5,7 +5,7 @@ import java.time.Duration;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.locks.Condition;
 import java.util.concurrent.locks.ReentrantLock;
-import netutils.api.internal.FrameDecoder;
+import netutils.api.wire.FrameDecoder;
 
 /**
  * A server's budget of frame-body bytes being received at once, over all its connections. A frame reserves

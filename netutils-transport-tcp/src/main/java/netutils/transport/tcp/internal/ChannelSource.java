@@ -7,7 +7,7 @@ import java.net.Socket;
 import java.net.SocketTimeoutException;
 import java.nio.ByteBuffer;
 import java.nio.channels.SocketChannel;
-import netutils.api.internal.FrameSource;
+import netutils.api.wire.FrameSource;
 import netutils.api.internal.Memory;
 
 /**

@@ -15,11 +15,11 @@ import netutils.api.Connection;
 import netutils.api.ConnectionClosedException;
 import netutils.api.Message;
 import netutils.api.ProtocolException;
-import netutils.api.Serializers;
-import netutils.api.internal.EncodedFrame;
-import netutils.api.internal.FrameDecoder;
-import netutils.api.internal.FrameEncoder;
-import netutils.api.internal.RemoteErrors;
+import netutils.api.wire.Serializers;
+import netutils.api.wire.EncodedFrame;
+import netutils.api.wire.FrameDecoder;
+import netutils.api.wire.FrameEncoder;
+import netutils.api.wire.RemoteErrors;
 import netutils.api.spi.Serializer;
 
 /**

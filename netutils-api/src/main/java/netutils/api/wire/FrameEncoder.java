@@ -1,4 +1,4 @@
-package netutils.api.internal;
+package netutils.api.wire;
 
 import java.lang.foreign.MemorySegment;
 import java.nio.ByteBuffer;
@@ -7,13 +7,14 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
 import java.util.zip.CRC32C;
-import netutils.api.FrameHeader;
+import netutils.api.wire.FrameHeader;
 import netutils.api.FrameTooLargeException;
-import netutils.api.Frames;
+import netutils.api.wire.Frames;
 import netutils.api.Message;
 import netutils.api.Tensor;
 import netutils.api.spi.Envelope;
 import netutils.api.spi.Serializer;
+import netutils.api.internal.Memory;
 
 /** Lays a {@link Message} out as a frame without copying tensor bytes. */
 public final class FrameEncoder {

@@ -1,4 +1,4 @@
-package netutils.api;
+package netutils.api.testing;
 
 import java.io.IOException;
 import java.io.InterruptedIOException;
@@ -9,11 +9,16 @@ import java.util.Optional;
 import java.util.concurrent.BlockingQueue;
 import java.util.concurrent.LinkedBlockingQueue;
 import java.util.concurrent.TimeUnit;
-import netutils.api.internal.FrameDecoder;
-import netutils.api.internal.FrameEncoder;
-import netutils.api.internal.RemoteErrors;
-import netutils.api.internal.SegmentSource;
+import netutils.api.wire.FrameDecoder;
+import netutils.api.wire.FrameEncoder;
+import netutils.api.wire.RemoteErrors;
+import netutils.api.wire.SegmentSource;
 import netutils.api.spi.Serializer;
+import netutils.api.Connection;
+import netutils.api.ConnectionHandler;
+import netutils.api.ConnectionClosedException;
+import netutils.api.Message;
+import netutils.api.wire.Serializers;
 
 /**
  * A pair of connected {@link Connection}s in one process, for testing handlers and clients without sockets

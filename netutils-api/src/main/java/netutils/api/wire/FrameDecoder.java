@@ -1,4 +1,4 @@
-package netutils.api.internal;
+package netutils.api.wire;
 
 import java.io.EOFException;
 import java.io.IOException;
@@ -7,23 +7,22 @@ import java.lang.foreign.MemorySegment;
 import java.lang.foreign.SegmentAllocator;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
-import java.util.Arrays;
-import java.util.HashSet;
 import java.util.List;
 import java.util.Map;
-import java.util.Set;
 import java.util.zip.CRC32C;
 import netutils.api.DType;
-import netutils.api.FrameHeader;
-import netutils.api.Frames;
+import netutils.api.wire.FrameHeader;
+import netutils.api.wire.Frames;
 import netutils.api.Message;
 import netutils.api.MessageType;
 import netutils.api.ProtocolException;
 import netutils.api.ProtocolException.Kind;
-import netutils.api.Serializers;
+import netutils.api.wire.Serializers;
 import netutils.api.Tensor;
 import netutils.api.spi.Envelope;
+import netutils.api.spi.EnvelopeSchema;
 import netutils.api.spi.Serializer;
+import netutils.api.internal.Memory;
 
 /**
  * Reads one frame from a {@link FrameSource} and builds the {@link Message}, validating every field on the way.
@@ -199,13 +198,15 @@ public final class FrameDecoder {
             } catch (ProtocolException e) {
                 throw e;
             } catch (RuntimeException e) {
+                // The serializer contract: bad input is a ProtocolException, but a library's own unchecked
+                // exception (Kryo's, a parser's) means the same thing and is reported the same way.
                 throw new ProtocolException(Kind.MALFORMED_ENVELOPE, serializer.name() + " envelope does not parse: "
                         + e.getMessage(), e);
             }
             long dataStart = Frames.align(Frames.ENVELOPE_LENGTH_FIELD + envelopeLength);
             Message.Builder builder = startMessage(envelope);
             List<Envelope.Entry> entries = envelope.tensors();
-            DType[] dtypes = validateTable(entries, dataStart);
+            DType[] dtypes = EnvelopeSchema.checkTable(entries, header.bodyLength() - dataStart);
 
             for (int i = 0; i < entries.size(); i++) {
                 Envelope.Entry entry = entries.get(i);
@@ -243,72 +244,6 @@ public final class FrameDecoder {
             } catch (IllegalArgumentException | NullPointerException e) {
                 throw new ProtocolException(Kind.MALFORMED_ENVELOPE, "envelope is invalid: " + e.getMessage(), e);
             }
-        }
-
-        private DType[] validateTable(List<Envelope.Entry> entries, long dataStart) throws ProtocolException {
-            long dataLength = header.bodyLength() - dataStart;
-            if (!entries.isEmpty() && dataLength < 0) {
-                throw new ProtocolException(Kind.BAD_TENSOR, "frame has tensors but its " + header.bodyLength()
-                        + "-byte body ends before the data area starts at byte " + dataStart);
-            }
-            DType[] dtypes = new DType[entries.size()];
-            Set<String> names = new HashSet<>();
-            long previousEnd = 0;
-            String previousName = null;
-            for (int i = 0; i < entries.size(); i++) {
-                Envelope.Entry entry = entries.get(i);
-                String name = entry.name();
-                if (name.isEmpty() || name.length() > Message.MAX_NAME_LENGTH) {
-                    throw new ProtocolException(Kind.MALFORMED_ENVELOPE, "tensor " + i + " has a name of "
-                            + name.length() + " characters (1.." + Message.MAX_NAME_LENGTH + " allowed)");
-                }
-                if (!names.add(name)) {
-                    throw new ProtocolException(Kind.MALFORMED_ENVELOPE, "tensor name '" + name + "' appears twice");
-                }
-                try {
-                    dtypes[i] = DType.fromWireName(entry.dtype());
-                } catch (IllegalArgumentException e) {
-                    throw new ProtocolException(Kind.BAD_TENSOR, "tensor '" + name + "': " + e.getMessage());
-                }
-                long[] shape = entry.shape();
-                if (shape.length > Tensor.MAX_RANK) {
-                    throw new ProtocolException(Kind.BAD_TENSOR, "tensor '" + name + "' has rank " + shape.length
-                            + ", over the maximum of " + Tensor.MAX_RANK);
-                }
-                long expectedBytes;
-                try {
-                    expectedBytes = Tensor.byteSize(dtypes[i], shape);
-                    for (long dim : shape) {
-                        if (dim < 0) {
-                            throw new IllegalArgumentException("negative dimension in " + Arrays.toString(shape));
-                        }
-                    }
-                } catch (IllegalArgumentException e) {
-                    throw new ProtocolException(Kind.BAD_TENSOR, "tensor '" + name + "': " + e.getMessage());
-                }
-                if (entry.nbytes() != expectedBytes) {
-                    throw new ProtocolException(Kind.BAD_TENSOR, "tensor '" + name + "' declares " + entry.nbytes()
-                            + " bytes but " + dtypes[i] + " " + Arrays.toString(shape) + " needs " + expectedBytes);
-                }
-                long offset = entry.offset();
-                if (offset < 0 || offset % Frames.DATA_ALIGNMENT != 0) {
-                    throw new ProtocolException(Kind.BAD_TENSOR, "tensor '" + name + "' has offset " + offset
-                            + ", which is not a non-negative multiple of " + Frames.DATA_ALIGNMENT);
-                }
-                if (offset < previousEnd) {
-                    throw new ProtocolException(Kind.BAD_TENSOR, "tensor '" + name + "' at offset " + offset
-                            + " overlaps tensor '" + previousName + "', which ends at " + previousEnd
-                            + " (tensors must be in ascending offset order)");
-                }
-                long end = offset + entry.nbytes();
-                if (end > dataLength) {
-                    throw new ProtocolException(Kind.BAD_TENSOR, "tensor '" + name + "' ends at byte " + end
-                            + " of the data area, but the frame's data area has " + dataLength + " bytes");
-                }
-                previousEnd = end;
-                previousName = name;
-            }
-            return dtypes;
         }
 
         private MemorySegment allocate(Envelope.Entry entry) throws IOException {

@@ -1,4 +1,4 @@
-package netutils.api.internal;
+package netutils.api.wire;
 
 import java.io.EOFException;
 import java.io.IOException;

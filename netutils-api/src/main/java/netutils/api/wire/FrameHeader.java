@@ -1,7 +1,8 @@
-package netutils.api;
+package netutils.api.wire;
 
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
+import netutils.api.ProtocolException;
 
 /**
  * The 12-byte header of a frame (layout in {@link Frames}). {@link #decode} validates every field and says

@@ -1,4 +1,4 @@
-package netutils.api.internal;
+package netutils.api.wire;
 
 import netutils.api.Message;
 import netutils.api.MessageType;

@@ -1,4 +1,4 @@
-package netutils.api.internal;
+package netutils.api.wire;
 
 import java.io.IOException;
 import java.lang.foreign.Arena;
@@ -6,7 +6,8 @@ import java.lang.foreign.MemorySegment;
 import java.nio.ByteBuffer;
 import java.nio.channels.GatheringByteChannel;
 import java.util.List;
-import netutils.api.FrameHeader;
+import netutils.api.wire.FrameHeader;
+import netutils.api.internal.Memory;
 
 /**
  * A message laid out as a frame, ready to write: the prefix (header, envelope length, envelope, padding),
