@@ -3,13 +3,30 @@ package netutils.api;
 import java.io.IOException;
 import java.time.Duration;
 import java.util.Optional;
+import java.util.concurrent.CompletableFuture;
 
 /**
  * A two-way stream of {@link Message}s with a peer: the original module's {@code NetworkConnection}.
  *
+ * <p>Two ways to talk, which mix freely on one connection:
+ * <ul>
+ * <li><b>Messages</b>: {@link #send} and {@link #receive}, the original module's {@code send_data} and
+ *     {@code receive_data}.</li>
+ * <li><b>Calls</b>: {@link #request(Message, Duration)} and {@link #requestAsync} give the request an id (when it
+ *     has none) and return the reply whose {@code reply_to} is that id, whatever else arrives in between. Any
+ *     number of calls may be outstanding from any threads; each ends at its deadline at the latest, leaving the
+ *     connection usable. A reply that arrives after its call ended is dropped and counted
+ *     ({@link #lateReplies()}); a message that answers no call is delivered to {@link #receive}, never to a
+ *     caller it does not answer. A peer that never sets {@code reply_to} (the original Python module, older
+ *     peers) answers in order: until it sets one, each of its messages answers the oldest outstanding call.</li>
+ * </ul>
+ *
  * <p>{@link #send} may be called from several threads at once; each message goes out whole, one frame after
- * another. {@link #receive} is meant for one reading thread at a time. Closing from any thread wakes a
- * blocked {@code receive} with a {@link ConnectionClosedException}.
+ * another. Closing from any thread wakes blocked calls and receives with a {@link ConnectionClosedException};
+ * calls outstanding when the connection fails fail with the reason (they are never resent: a call is not known
+ * to be idempotent).
+ *
+ * <p>Received messages may hold pooled memory: close them when done (see {@link Message#close()}).
  *
  * <p>Errors: I/O failures are {@link IOException}s; a frame that breaks the wire format raises a
  * {@link ProtocolException} saying what was wrong (the peer is told with an {@link MessageType#ERROR error}
@@ -66,14 +83,41 @@ public interface Connection extends AutoCloseable {
     Optional<Message> receive(Duration timeout) throws IOException;
 
     /**
-     * Sends {@code request} and waits for the next message, the original module's send-then-receive pattern.
+     * A call with the connection's default deadline (see the transport's options): sends {@code request} and
+     * waits for its reply.
      *
-     * @throws IOException as {@link #send} and {@link #receive()}
+     * @throws DeadlineExceededException if no reply came in time (the connection stays usable)
+     * @throws RemoteErrorException if the peer answered the request with an error message
+     * @throws IOException as {@link #send}, or if the connection failed while waiting
      */
-    default Message request(Message request) throws IOException {
-        send(request);
-        return receive();
-    }
+    Message request(Message request) throws IOException;
+
+    /**
+     * A call: sends {@code request} (with a fresh id if it has none) and waits at most {@code deadline} for the
+     * message whose {@code reply_to} is that id. Messages that arrive meanwhile and answer no call are kept for
+     * {@link #receive}.
+     *
+     * @throws DeadlineExceededException if no reply came in time (the connection stays usable)
+     * @throws RemoteErrorException if the peer answered the request with an error message
+     * @throws IOException as {@link #send}, or if the connection failed while waiting
+     */
+    Message request(Message request, Duration deadline) throws IOException;
+
+    /**
+     * A call that does not block: sends {@code request} (with a fresh id if it has none) and returns its reply
+     * later. The future fails with {@link DeadlineExceededException} at the deadline,
+     * {@link RemoteErrorException} if the peer answered with an error, or the connection's failure; cancelling
+     * it ends the call (a late reply is dropped).
+     *
+     * @throws IOException if the request cannot be sent
+     */
+    CompletableFuture<Message> requestAsync(Message request, Duration deadline) throws IOException;
+
+    /** {@link #requestAsync(Message, Duration)} with the connection's default deadline. */
+    CompletableFuture<Message> requestAsync(Message request) throws IOException;
+
+    /** How many replies arrived after their call had ended (deadline or cancellation) and were dropped. */
+    long lateReplies();
 
     /** Whether the connection is still open. */
     boolean isOpen();

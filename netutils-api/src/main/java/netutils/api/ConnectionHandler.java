@@ -1,9 +1,12 @@
 package netutils.api;
 
+import java.io.IOException;
+import java.util.concurrent.Semaphore;
+
 /**
- * Serves one connection from its start to its end; a server runs each on its own virtual thread. The
- * connection is closed when the handler returns or throws. {@link #ofRequests} adapts a simpler
- * {@link RequestHandler}.
+ * Serves one connection from its start to its end; a server runs each on its own thread. The connection is
+ * closed when the handler returns or throws. {@link #ofRequests} and {@link #ofConcurrentRequests} adapt a
+ * simpler {@link RequestHandler}.
  */
 @FunctionalInterface
 public interface ConnectionHandler {
@@ -12,10 +15,12 @@ public interface ConnectionHandler {
     void handle(Connection connection) throws Exception;
 
     /**
-     * A handler that answers every message with {@code handler}'s reply, in order, until the peer closes.
-     * The reply's {@code reply_to} is set to the request's id when the handler leaves it unset; a
-     * {@code null} reply sends nothing. If the handler throws, the peer gets an {@link MessageType#ERROR error}
-     * message with code {@code HANDLER_FAILED} and the connection is closed.
+     * A handler that answers every message with {@code handler}'s reply, one at a time and in order, until the
+     * peer closes. The reply's {@code reply_to} is set to the request's id when the handler leaves it unset; a
+     * {@code null} reply sends nothing (a caller waiting for it ends at its deadline). If the handler throws,
+     * the peer gets an {@link MessageType#ERROR error} message with code {@code HANDLER_FAILED} answering the
+     * request; when the request had no id to answer, the connection is then closed, since the peer could not
+     * tell which message failed.
      */
     static ConnectionHandler ofRequests(RequestHandler handler) {
         return connection -> {
@@ -26,20 +31,73 @@ public interface ConnectionHandler {
                 } catch (ConnectionClosedException closed) {
                     return;
                 }
-                Message reply;
-                try {
-                    reply = handler.handle(request);
-                } catch (Exception e) {
-                    connection.send(Message.error("HANDLER_FAILED", String.valueOf(e.getMessage())));
-                    throw e;
-                }
-                if (reply != null) {
-                    if (reply.replyTo().isEmpty() && request.id().isPresent()) {
-                        reply = reply.toBuilder().replyTo(request).build();
-                    }
-                    connection.send(reply);
-                }
+                answer(connection, handler, request);
             }
         };
+    }
+
+    /**
+     * A handler that processes up to {@code maxConcurrent} requests of the connection at once, each on its own
+     * virtual thread, and sends each reply as soon as it is ready, with {@code reply_to} set: replies may leave
+     * in another order than their requests came, which callers of {@link Connection#request} and
+     * {@link Connection#requestAsync} sort out by id. Handler failures are answered as in {@link #ofRequests}.
+     * When the peer closes, requests still being processed finish first.
+     *
+     * @throws IllegalArgumentException if {@code maxConcurrent} is less than 1
+     */
+    static ConnectionHandler ofConcurrentRequests(RequestHandler handler, int maxConcurrent) {
+        if (maxConcurrent < 1) {
+            throw new IllegalArgumentException("maxConcurrent must be at least 1, got " + maxConcurrent);
+        }
+        return connection -> {
+            Semaphore slots = new Semaphore(maxConcurrent);
+            try {
+                while (true) {
+                    Message request;
+                    try {
+                        request = connection.receive();
+                    } catch (ConnectionClosedException closed) {
+                        return;
+                    }
+                    slots.acquire(); // at most maxConcurrent requests read ahead of their replies
+                    Thread.ofVirtual().name("netutils-request-" + request.id().orElse("?")).start(() -> {
+                        try {
+                            answer(connection, handler, request);
+                        } catch (Exception e) {
+                            // The connection has failed; its reader sees that and ends the loop.
+                        } finally {
+                            slots.release();
+                        }
+                    });
+                }
+            } finally {
+                slots.acquire(maxConcurrent); // let every request in progress finish before the connection closes
+            }
+        };
+    }
+
+    private static void answer(Connection connection, RequestHandler handler, Message request) throws Exception {
+        Message reply;
+        try {
+            reply = handler.handle(request);
+        } catch (Exception e) {
+            Message.Builder error = Message.error("HANDLER_FAILED", String.valueOf(e.getMessage())).toBuilder();
+            request.id().ifPresent(error::replyTo);
+            try {
+                connection.send(error.build());
+            } catch (IOException sendFailed) {
+                e.addSuppressed(sendFailed);
+            }
+            if (request.id().isEmpty()) {
+                throw e;
+            }
+            return;
+        }
+        if (reply != null) {
+            if (reply.replyTo().isEmpty() && request.id().isPresent()) {
+                reply = reply.toBuilder().replyTo(request).build();
+            }
+            connection.send(reply);
+        }
     }
 }

@@ -21,11 +21,24 @@ import java.util.SequencedMap;
  *         .build();
  * }</pre>
  *
+ * <p>A received message may hold its tensors in memory lent from a pool: {@link #close()} gives it back, so
+ * that the next large message is received without allocating. Receive in try-with-resources when messages are
+ * large and frequent:
+ *
+ * <pre>{@code
+ * try (Message kv = connection.receive()) {
+ *     store(kv.tensor("k").data());   // copy out what must outlive the message
+ * }
+ * }</pre>
+ *
+ * Closing is optional and idempotent; a message built here, or one that was never closed, is freed by the
+ * garbage collector. Tensors of a closed message refuse access (see {@link MemoryLease}).
+ *
  * <p>A message is a plain value: it knows nothing of encodings. {@code netutils.api.wire.Frames} turns it into
  * a frame ({@code toRawMessage}) and back ({@code fromRawMessage}), or into a self-contained JSON text
  * ({@code toJson}, {@code fromJson}).
  */
-public final class Message {
+public final class Message implements AutoCloseable {
     /** The name {@link #of(MessageType, Tensor)} gives its single tensor. */
     public static final String DEFAULT_TENSOR_NAME = "data";
     /** The longest tensor name or metadata key accepted, in characters (Unicode code points). */
@@ -36,10 +49,16 @@ public final class Message {
     private final SequencedMap<String, String> meta;
     private final String id;
     private final String replyTo;
+    private final MemoryLease lease;
 
     private Message(Builder builder) {
         this.type = builder.type;
-        this.tensors = Collections.unmodifiableSequencedMap(new LinkedHashMap<>(builder.tensors));
+        this.lease = builder.lease;
+        LinkedHashMap<String, Tensor> tensors = new LinkedHashMap<>(builder.tensors);
+        if (lease != null) {
+            tensors.replaceAll((name, tensor) -> tensor.leased(lease));
+        }
+        this.tensors = Collections.unmodifiableSequencedMap(tensors);
         this.meta = Collections.unmodifiableSequencedMap(new LinkedHashMap<>(builder.meta));
         this.id = builder.id;
         this.replyTo = builder.replyTo;
@@ -144,6 +163,22 @@ public final class Message {
         return total;
     }
 
+    /**
+     * Gives the tensors' pooled memory back, if they have any; afterwards the tensors refuse access. Does nothing
+     * for messages without pooled memory, and nothing the second time.
+     */
+    @Override
+    public void close() {
+        if (lease != null) {
+            lease.release();
+        }
+    }
+
+    /** Whether this message's tensors live in memory lent from a pool (which {@link #close()} gives back). */
+    public boolean isPooled() {
+        return lease != null;
+    }
+
     @Override
     public boolean equals(Object other) {
         return other instanceof Message that
@@ -184,6 +219,7 @@ public final class Message {
         private final LinkedHashMap<String, String> meta = new LinkedHashMap<>();
         private String id;
         private String replyTo;
+        private MemoryLease lease;
 
         private Builder(MessageType type) {
             this.type = Objects.requireNonNull(type, "type");
@@ -225,6 +261,15 @@ public final class Message {
         /** Marks this message as the answer to {@code request}, when the request has an id. */
         public Builder replyTo(Message request) {
             this.replyTo = request.id;
+            return this;
+        }
+
+        /**
+         * Binds the message's tensors to pooled memory that {@link Message#close()} gives back; for transports.
+         * Tensors added before or after this call are all bound.
+         */
+        public Builder lease(MemoryLease lease) {
+            this.lease = lease;
             return this;
         }
 

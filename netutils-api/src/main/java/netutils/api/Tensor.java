@@ -49,12 +49,28 @@ public final class Tensor {
 
     private final DType dtype;
     private final long[] shape;
-    private final MemorySegment data;
+    private final MemorySegment memory;
+    /** Set for tensors of a received message whose memory is lent from a pool; checked on every access. */
+    private final MemoryLease lease;
 
-    private Tensor(DType dtype, long[] shape, MemorySegment data) {
+    private Tensor(DType dtype, long[] shape, MemorySegment data, MemoryLease lease) {
         this.dtype = dtype;
         this.shape = shape;
-        this.data = data.asReadOnly();
+        this.memory = data.asReadOnly();
+        this.lease = lease;
+    }
+
+    /** This tensor bound to {@code lease}: every later access checks that the lease is still held. */
+    Tensor leased(MemoryLease lease) {
+        return lease == this.lease ? this : new Tensor(dtype, shape, memory, lease);
+    }
+
+    /** The memory, after checking that it has not gone back to a pool. */
+    private MemorySegment live() {
+        if (lease != null) {
+            lease.checkHeld(this);
+        }
+        return memory;
     }
 
     // ---------------------------------------------------------------- factories
@@ -74,7 +90,7 @@ public final class Tensor {
             throw new IllegalArgumentException("tensor of " + dtype + " " + Arrays.toString(checkedShape) + " needs "
                     + expected + " bytes, data has " + data.byteSize());
         }
-        return new Tensor(dtype, checkedShape, data);
+        return new Tensor(dtype, checkedShape, data, null);
     }
 
     /** A tensor holding a copy of {@code data}; see {@link #wrap} for the size rule. */
@@ -252,12 +268,12 @@ public final class Tensor {
 
     /** The size of the data in bytes. */
     public long byteSize() {
-        return data.byteSize();
+        return memory.byteSize();
     }
 
     /** The data, read-only, little-endian, row-major. */
     public MemorySegment data() {
-        return data;
+        return live();
     }
 
     /**
@@ -270,15 +286,15 @@ public final class Tensor {
      *     {@link #data()} or {@link #copyTo(MemorySegment)}
      */
     public ByteBuffer asByteBuffer() {
-        if (data.byteSize() > Integer.MAX_VALUE) {
-            throw new IllegalStateException("a tensor of " + data.byteSize() + " bytes does not fit a ByteBuffer "
+        if (live().byteSize() > Integer.MAX_VALUE) {
+            throw new IllegalStateException("a tensor of " + live().byteSize() + " bytes does not fit a ByteBuffer "
                     + "(at most " + Integer.MAX_VALUE + "); read data() instead");
         }
         ByteBuffer view;
-        if (data.isNative() || data.heapBase().orElse(null) instanceof byte[]) {
-            view = data.asByteBuffer();
+        if (live().isNative() || live().heapBase().orElse(null) instanceof byte[]) {
+            view = live().asByteBuffer();
         } else {
-            view = ByteBuffer.wrap(data.toArray(ValueLayout.JAVA_BYTE)).asReadOnlyBuffer();
+            view = ByteBuffer.wrap(live().toArray(ValueLayout.JAVA_BYTE)).asReadOnlyBuffer();
         }
         return view.order(ByteOrder.LITTLE_ENDIAN);
     }
@@ -290,11 +306,11 @@ public final class Tensor {
      * @throws IllegalArgumentException if the sizes differ
      */
     public void copyTo(MemorySegment destination) {
-        if (destination.byteSize() != data.byteSize()) {
+        if (destination.byteSize() != live().byteSize()) {
             throw new IllegalArgumentException("destination has " + destination.byteSize() + " bytes, the tensor "
-                    + data.byteSize());
+                    + live().byteSize());
         }
-        destination.copyFrom(data);
+        destination.copyFrom(live());
     }
 
     /**
@@ -303,18 +319,18 @@ public final class Tensor {
      * @throws java.nio.BufferOverflowException if fewer bytes remain
      */
     public void copyTo(ByteBuffer destination) {
-        if (destination.remaining() < data.byteSize()) {
+        if (destination.remaining() < live().byteSize()) {
             throw new java.nio.BufferOverflowException();
         }
-        int size = (int) data.byteSize();
-        MemorySegment.ofBuffer(destination).copyFrom(data);
+        int size = (int) live().byteSize();
+        MemorySegment.ofBuffer(destination).copyFrom(live());
         destination.position(destination.position() + size);
     }
 
     /** The raw little-endian bytes of any dtype. */
     public byte[] toByteArray() {
-        checkArraySized(data.byteSize());
-        return data.toArray(ValueLayout.JAVA_BYTE);
+        checkArraySized(live().byteSize());
+        return live().toArray(ValueLayout.JAVA_BYTE);
     }
 
     /**
@@ -329,7 +345,7 @@ public final class Tensor {
             case F64 -> {
                 float[] out = new float[arrayLength()];
                 for (int i = 0; i < out.length; i++) {
-                    out[i] = (float) data.getAtIndex(F64_LE, i);
+                    out[i] = (float) live().getAtIndex(F64_LE, i);
                 }
                 yield out;
             }
@@ -337,15 +353,15 @@ public final class Tensor {
                 float[] out = new float[arrayLength()];
                 Float8 format = dtype == DType.F8_E4M3 ? Float8.E4M3 : Float8.E5M2;
                 for (int i = 0; i < out.length; i++) {
-                    out[i] = format.decode(data.get(ValueLayout.JAVA_BYTE, i));
+                    out[i] = format.decode(live().get(ValueLayout.JAVA_BYTE, i));
                 }
                 yield out;
             }
             case F32, C64 -> {
-                long count = data.byteSize() / Float.BYTES;
+                long count = live().byteSize() / Float.BYTES;
                 checkArraySized(count);
                 float[] out = new float[(int) count];
-                MemorySegment.copy(data, F32_LE, 0, out, 0, out.length);
+                MemorySegment.copy(live(), F32_LE, 0, out, 0, out.length);
                 yield out;
             }
             case F16, BF16 -> {
@@ -353,7 +369,7 @@ public final class Tensor {
                 checkArraySized(count);
                 float[] out = new float[(int) count];
                 for (int i = 0; i < out.length; i++) {
-                    short bits = data.getAtIndex(I16_LE, i);
+                    short bits = live().getAtIndex(I16_LE, i);
                     out[i] = dtype == DType.F16 ? Float.float16ToFloat(bits) : Float.intBitsToFloat(bits << 16);
                 }
                 yield out;
@@ -366,7 +382,7 @@ public final class Tensor {
     public double[] toDoubleArray() {
         requireType(DType.F64, "toDoubleArray");
         double[] out = new double[arrayLength()];
-        MemorySegment.copy(data, F64_LE, 0, out, 0, out.length);
+        MemorySegment.copy(live(), F64_LE, 0, out, 0, out.length);
         return out;
     }
 
@@ -374,7 +390,7 @@ public final class Tensor {
     public long[] toLongArray() {
         requireType(DType.I64, "toLongArray");
         long[] out = new long[arrayLength()];
-        MemorySegment.copy(data, I64_LE, 0, out, 0, out.length);
+        MemorySegment.copy(live(), I64_LE, 0, out, 0, out.length);
         return out;
     }
 
@@ -382,7 +398,7 @@ public final class Tensor {
     public int[] toIntArray() {
         requireType(DType.I32, "toIntArray");
         int[] out = new int[arrayLength()];
-        MemorySegment.copy(data, I32_LE, 0, out, 0, out.length);
+        MemorySegment.copy(live(), I32_LE, 0, out, 0, out.length);
         return out;
     }
 
@@ -390,7 +406,7 @@ public final class Tensor {
     public short[] toShortArray() {
         requireType(DType.I16, "toShortArray");
         short[] out = new short[arrayLength()];
-        MemorySegment.copy(data, I16_LE, 0, out, 0, out.length);
+        MemorySegment.copy(live(), I16_LE, 0, out, 0, out.length);
         return out;
     }
 
@@ -399,7 +415,7 @@ public final class Tensor {
         requireType(DType.BOOL, "toBooleanArray");
         boolean[] out = new boolean[arrayLength()];
         for (int i = 0; i < out.length; i++) {
-            out[i] = data.get(ValueLayout.JAVA_BYTE, i) != 0;
+            out[i] = live().get(ValueLayout.JAVA_BYTE, i) != 0;
         }
         return out;
     }
@@ -414,11 +430,11 @@ public final class Tensor {
                     + Arrays.toString(shape));
         }
         return switch (dtype) {
-            case I64 -> data.get(I64_LE, 0);
-            case I32 -> data.get(I32_LE, 0);
-            case I16 -> data.get(I16_LE, 0);
-            case I8, BOOL -> data.get(ValueLayout.JAVA_BYTE, 0);
-            case U8 -> Byte.toUnsignedLong(data.get(ValueLayout.JAVA_BYTE, 0));
+            case I64 -> live().get(I64_LE, 0);
+            case I32 -> live().get(I32_LE, 0);
+            case I16 -> live().get(I16_LE, 0);
+            case I8, BOOL -> live().get(ValueLayout.JAVA_BYTE, 0);
+            case U8 -> Byte.toUnsignedLong(live().get(ValueLayout.JAVA_BYTE, 0));
             default -> throw wrongType("longValue", "an integer type");
         };
     }
@@ -429,7 +445,7 @@ public final class Tensor {
         return other instanceof Tensor that
                 && dtype == that.dtype
                 && Arrays.equals(shape, that.shape)
-                && data.mismatch(that.data) == -1;
+                && live().mismatch(that.live()) == -1;
     }
 
     @Override
@@ -439,7 +455,8 @@ public final class Tensor {
 
     @Override
     public String toString() {
-        return "Tensor[" + dtype + " " + Arrays.toString(shape) + ", " + data.byteSize() + " bytes]";
+        return "Tensor[" + dtype + " " + Arrays.toString(shape) + ", " + memory.byteSize() + " bytes"
+                + (lease != null && lease.isReleased() ? ", released" : "") + "]";
     }
 
     // ---------------------------------------------------------------- shape arithmetic

@@ -59,7 +59,7 @@ public final class ExampleClient {
 
     /** Sends the sample messages to {@code host:port} and prints the table to {@code out}. */
     public static void run(String host, int port, Serializer serializer, PrintStream out) throws IOException {
-        TcpOptions options = TcpOptions.builder().serializer(serializer).build();
+        TcpOptions options = TcpOptions.builder().serializer(serializer.name()).build();
         try (Connection connection = TcpClient.connect(host, port, options)) {
             out.printf("connected to %s, serializer %s%n%n", connection.peer(), serializer.name());
             String format = "%-13s %-42s %12s %9s  %s%n";

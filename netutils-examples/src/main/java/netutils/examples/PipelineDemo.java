@@ -50,7 +50,7 @@ public final class PipelineDemo {
                 });
                 Connection client = TcpClient.connect("127.0.0.1", stage1.port(), options)) {
             System.out.printf("pipeline: client -> stage 1 (port %d) -> stage 2 (port %d), serializer %s%n",
-                    stage1.port(), stage2.port(), options.serializer().name());
+                    stage1.port(), stage2.port(), options.serializer().orElse("json"));
             long[] nanos = new long[tokens];
             java.util.Random random = new java.util.Random(1);
             for (int token = 0; token < tokens; token++) {

@@ -3,22 +3,24 @@ package netutils.api.testing;
 import java.io.IOException;
 import java.io.InterruptedIOException;
 import java.lang.foreign.MemorySegment;
+import java.lang.foreign.SegmentAllocator;
 import java.time.Duration;
 import java.util.Objects;
-import java.util.Optional;
 import java.util.concurrent.BlockingQueue;
 import java.util.concurrent.LinkedBlockingQueue;
 import java.util.concurrent.TimeUnit;
+import netutils.api.Connection;
+import netutils.api.ConnectionClosedException;
+import netutils.api.ConnectionHandler;
+import netutils.api.Message;
+import netutils.api.spi.Serializer;
+import netutils.api.wire.AbstractConnection;
 import netutils.api.wire.FrameDecoder;
 import netutils.api.wire.FrameEncoder;
-import netutils.api.wire.RemoteErrors;
+import netutils.api.wire.FrameHeader;
 import netutils.api.wire.SegmentSource;
-import netutils.api.spi.Serializer;
-import netutils.api.Connection;
-import netutils.api.ConnectionHandler;
-import netutils.api.ConnectionClosedException;
-import netutils.api.Message;
 import netutils.api.wire.Serializers;
+
 
 /**
  * A pair of connected {@link Connection}s in one process, for testing handlers and clients without sockets
@@ -32,8 +34,10 @@ import netutils.api.wire.Serializers;
  * }
  * }</pre>
  */
-public final class InMemoryConnection implements Connection {
+public final class InMemoryConnection extends AbstractConnection {
     private static final Object CLOSED = new Object();
+    /** Calls in tests end quickly when a handler forgets to answer. */
+    private static final Duration DEFAULT_DEADLINE = Duration.ofSeconds(30);
 
     /**
      * Two connected ends.
@@ -47,10 +51,11 @@ public final class InMemoryConnection implements Connection {
     private final String name;
     private final Serializer serializer;
     private final BlockingQueue<Object> inbox = new LinkedBlockingQueue<>();
-    private InMemoryConnection peer;
-    private volatile boolean open = true;
+    private InMemoryConnection other;
 
-    private InMemoryConnection(String name, Serializer serializer) {
+    private InMemoryConnection(String name, String peerName, Serializer serializer) {
+        // No keepalive: an in-memory peer cannot vanish without closing.
+        super(peerName, DEFAULT_DEADLINE, Duration.ZERO, Duration.ZERO);
         this.name = name;
         this.serializer = serializer;
     }
@@ -63,10 +68,10 @@ public final class InMemoryConnection implements Connection {
     /** A connected pair whose frames use {@code serializer}. */
     public static Pair pair(Serializer serializer) {
         Objects.requireNonNull(serializer, "serializer");
-        InMemoryConnection client = new InMemoryConnection("in-memory client", serializer);
-        InMemoryConnection server = new InMemoryConnection("in-memory server", serializer);
-        client.peer = server;
-        server.peer = client;
+        InMemoryConnection client = new InMemoryConnection("in-memory client", "in-memory server", serializer);
+        InMemoryConnection server = new InMemoryConnection("in-memory server", "in-memory client", serializer);
+        client.other = server;
+        server.other = client;
         return new Pair(client, server);
     }
 
@@ -87,69 +92,40 @@ public final class InMemoryConnection implements Connection {
     }
 
     @Override
-    public void send(Message message) throws IOException {
+    protected void writeMessage(Message message) throws IOException {
         MemorySegment frame = FrameEncoder.encode(message, serializer, false).toSegment();
-        if (!open) {
-            throw new ConnectionClosedException(name + " is closed");
+        if (!other.isOpen()) {
+            throw new ConnectionClosedException(peer() + " closed the connection");
         }
-        if (peer.open) {
-            peer.inbox.add(frame);
-        }
+        other.inbox.add(frame);
     }
 
     @Override
-    public Message receive() throws IOException {
-        return receive(FrameDecoder.FRESH_MEMORY);
-    }
-
-    @Override
-    public Message receive(java.lang.foreign.SegmentAllocator tensorMemory) throws IOException {
+    protected Message readMessage(long waitNanos, SegmentAllocator tensorMemory) throws IOException {
+        Object next;
         try {
-            return decode(inbox.take(), tensorMemory);
+            next = inbox.poll(waitNanos, TimeUnit.NANOSECONDS);
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
             throw new InterruptedIOException("interrupted while receiving");
         }
-    }
-
-    @Override
-    public Optional<Message> receive(Duration timeout) throws IOException {
-        try {
-            Object next = inbox.poll(timeout.toNanos(), TimeUnit.NANOSECONDS);
-            return next == null ? Optional.empty() : Optional.of(decode(next, FrameDecoder.FRESH_MEMORY));
-        } catch (InterruptedException e) {
-            Thread.currentThread().interrupt();
-            throw new InterruptedIOException("interrupted while receiving");
+        if (next == null) {
+            return null;
         }
-    }
-
-    private Message decode(Object next, java.lang.foreign.SegmentAllocator tensorMemory) throws IOException {
         if (next == CLOSED) {
-            inbox.add(CLOSED); // every later receive sees it too
-            throw new ConnectionClosedException(name + ": connection closed");
+            inbox.add(CLOSED); // every later read sees it too
+            throw new ConnectionClosedException(peer() + " closed the connection");
         }
-        FrameDecoder.Decoded decoded = FrameDecoder.read(new SegmentSource((MemorySegment) next),
-                FrameDecoder.Limits.PROTOCOL_MAXIMUM, FrameDecoder.MemoryBudget.UNLIMITED, tensorMemory);
-        return RemoteErrors.check(decoded.message());
+        SegmentSource source = new SegmentSource((MemorySegment) next);
+        FrameHeader header = FrameDecoder.readHeader(source, FrameDecoder.Limits.PROTOCOL_MAXIMUM);
+        return FrameDecoder.readBody(source, header, FrameDecoder.Limits.PROTOCOL_MAXIMUM, tensorMemory, name)
+                .message();
     }
 
     @Override
-    public boolean isOpen() {
-        return open;
-    }
-
-    @Override
-    public String peer() {
-        return peer.name;
-    }
-
-    @Override
-    public void close() {
-        if (open) {
-            open = false;
-            inbox.add(CLOSED);
-            peer.inbox.add(CLOSED);
-        }
+    protected void closeTransport() {
+        inbox.add(CLOSED);
+        other.inbox.add(CLOSED);
     }
 
     @Override

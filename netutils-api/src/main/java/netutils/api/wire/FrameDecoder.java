@@ -61,26 +61,6 @@ public final class FrameDecoder {
         }
     }
 
-    /** Reserves memory for a frame before its tensors are allocated; a server's bytes-in-flight budget. */
-    public interface MemoryBudget {
-        /** No budget. */
-        MemoryBudget UNLIMITED = new MemoryBudget() {
-            @Override
-            public void acquire(long bytes) {
-            }
-
-            @Override
-            public void release(long bytes) {
-            }
-        };
-
-        /** Blocks until {@code bytes} may be held, or throws if they never can. */
-        void acquire(long bytes) throws IOException;
-
-        /** Gives back what {@link #acquire} took. */
-        void release(long bytes);
-    }
-
     /**
      * A decoded frame.
      *
@@ -103,7 +83,7 @@ public final class FrameDecoder {
         SegmentSource source = new SegmentSource(frame);
         Decoded decoded;
         try {
-            decoded = read(source, limits, MemoryBudget.UNLIMITED, FRESH_MEMORY);
+            decoded = read(source, limits, FRESH_MEMORY);
         } catch (ProtocolException e) {
             throw e;
         } catch (IOException e) {
@@ -121,14 +101,25 @@ public final class FrameDecoder {
     }
 
     /**
-     * Reads the next frame.
+     * Reads the next frame: {@link #readHeader}, then {@link #readBody}.
      *
      * @return the frame, or {@code null} if the source ended cleanly before it began
      * @throws ProtocolException if the frame breaks the format, or the source ends inside it ({@link Kind#TRUNCATED})
      * @throws IOException if reading fails
      */
-    public static Decoded read(FrameSource source, Limits limits, MemoryBudget budget, SegmentAllocator tensorMemory)
-            throws IOException {
+    public static Decoded read(FrameSource source, Limits limits, SegmentAllocator tensorMemory) throws IOException {
+        FrameHeader header = readHeader(source, limits);
+        return header == null ? null : readBody(source, header, limits, tensorMemory, "memory");
+    }
+
+    /**
+     * Reads and checks the 12-byte header of the next frame. A transport calls this once bytes are known to be
+     * coming, so that it can reserve memory for the body before {@link #readBody}.
+     *
+     * @return the header, or {@code null} if the source ended cleanly before the frame began
+     * @throws ProtocolException if the header breaks the format or is cut off
+     */
+    public static FrameHeader readHeader(FrameSource source, Limits limits) throws IOException {
         ByteBuffer head = ByteBuffer.allocate(Frames.HEADER_LENGTH).order(ByteOrder.BIG_ENDIAN);
         try {
             if (!source.readFrameStart(head)) {
@@ -138,13 +129,33 @@ public final class FrameDecoder {
             throw truncated("the frame header", head.position(), Frames.HEADER_LENGTH, e);
         }
         head.flip();
-        FrameHeader header = FrameHeader.decode(head, limits.maxBodyLength());
+        return FrameHeader.decode(head, limits.maxBodyLength());
+    }
+
+    /**
+     * Reads the body of a frame whose header was read, and builds the message.
+     *
+     * @param tensorMemory where tensors go; {@code null} for the default, memory lent from a pool that
+     *     {@link Message#close()} gives back
+     * @param peer who sent the frame, for reports about unclosed messages
+     * @throws ProtocolException if the body breaks the format, or the source ends inside it
+     */
+    public static Decoded readBody(FrameSource source, FrameHeader header, Limits limits,
+            SegmentAllocator tensorMemory, String peer) throws IOException {
         Serializer serializer = Serializers.byId(header.serializerId());
-        budget.acquire(header.bodyLength());
+        if (tensorMemory != null) {
+            return new BodyReader(source, header, limits, serializer, tensorMemory).read(null);
+        }
+        TensorPool.Lending lending = TensorPool.SHARED.lend(peer);
+        boolean built = false;
         try {
-            return new BodyReader(source, header, limits, serializer, tensorMemory).read();
+            Decoded decoded = new BodyReader(source, header, limits, serializer, lending).read(lending);
+            built = true;
+            return decoded;
         } finally {
-            budget.release(header.bodyLength());
+            if (!built) {
+                lending.abandon();
+            }
         }
     }
 
@@ -173,7 +184,7 @@ public final class FrameDecoder {
             this.crc = header.hasChecksum() ? new CRC32C() : null;
         }
 
-        Decoded read() throws IOException {
+        Decoded read(TensorPool.Lending lending) throws IOException {
             long bodyLength = header.bodyLength();
             if (bodyLength < Frames.ENVELOPE_LENGTH_FIELD) {
                 throw new ProtocolException(Kind.MALFORMED_ENVELOPE, "frame body of " + bodyLength
@@ -229,6 +240,9 @@ public final class FrameDecoder {
                     throw new ProtocolException(Kind.CHECKSUM_MISMATCH, String.format(
                             "body checksum mismatch: frame says CRC32C 0x%08X, body has 0x%08X", expected, actual));
                 }
+            }
+            if (lending != null) {
+                builder.lease(lending.lease());
             }
             return new Decoded(builder.build(), serializer, header.frameLength());
         }

@@ -6,7 +6,6 @@ import java.net.InetSocketAddress;
 import java.net.SocketTimeoutException;
 import java.nio.channels.SocketChannel;
 import netutils.api.Connection;
-import netutils.api.wire.FrameDecoder;
 import netutils.transport.tcp.internal.TcpConnection;
 
 /**
@@ -47,10 +46,7 @@ public final class TcpClient {
         SocketChannel channel = SocketChannel.open();
         try {
             channel.socket().connect(address, (int) Math.min(Integer.MAX_VALUE, options.connectTimeout().toMillis()));
-            return new TcpConnection(channel, options.serializer(), options.checksum(), options.readTimeout(),
-                    options.writeTimeout(), options.idleTimeout(),
-                    new FrameDecoder.Limits(options.maxFrameBytes(), options.maxEnvelopeBytes()),
-                    FrameDecoder.MemoryBudget.UNLIMITED);
+            return TcpConnection.open(channel, options);
         } catch (SocketTimeoutException e) {
             channel.close();
             SocketTimeoutException timeout = new SocketTimeoutException("cannot connect to " + address + ": no answer within "

@@ -2,19 +2,20 @@ package netutils.transport.tcp;
 
 import java.time.Duration;
 import java.util.Objects;
+import java.util.Optional;
 import netutils.api.wire.Frames;
 import netutils.api.wire.Serializers;
-import netutils.api.spi.Serializer;
 
 /**
- * Every timeout and limit of a TCP connection or server, with safe defaults. Immutable; made with
- * {@link #builder()}:
+ * Every timeout and limit of one TCP connection, client or server side, with safe defaults; a value (equal
+ * when every setting is equal). What only a server has (connection limits, memory budget, threads) is in
+ * {@link TcpServerOptions}. Made with {@link #builder()}:
  *
  * <pre>{@code
  * TcpOptions options = TcpOptions.builder()
  *         .serializer("msgpack")
  *         .maxFrameBytes(Frames.MAX_BODY_LENGTH)   // accept the full 4 GiB frames
- *         .readTimeout(Duration.ofSeconds(10))
+ *         .requestTimeout(Duration.ofSeconds(10))
  *         .build();
  * }</pre>
  *
@@ -26,43 +27,54 @@ import netutils.api.spi.Serializer;
  * <tr><td>writeTimeout</td><td>30 s</td><td>how long a send may stall because the peer does not read</td></tr>
  * <tr><td>idleTimeout</td><td>none</td><td>how long {@code receive()} waits for a frame to begin before it
  *     closes the connection</td></tr>
+ * <tr><td>requestTimeout</td><td>2 min</td><td>the deadline of calls made without one</td></tr>
+ * <tr><td>keepaliveInterval</td><td>30 s</td><td>silence after which a {@code _ping} is sent; zero: no pings</td></tr>
+ * <tr><td>keepaliveTimeout</td><td>20 s</td><td>how long after a ping with nothing received the peer is
+ *     declared gone</td></tr>
  * <tr><td>maxFrameBytes</td><td>1 GiB</td><td>the largest frame body accepted; up to {@link Frames#MAX_BODY_LENGTH}</td></tr>
  * <tr><td>maxEnvelopeBytes</td><td>16 MiB</td><td>the largest envelope accepted</td></tr>
- * <tr><td>serializer</td><td>json for clients; the request's for servers</td><td>the envelope format of sent frames</td></tr>
+ * <tr><td>serializer</td><td>empty: answer in the serializer of the last frame received, JSON before any</td>
+ *     <td>the envelope format of sent frames</td></tr>
  * <tr><td>checksum</td><td>off</td><td>append a CRC32C to sent frames (received ones are checked whenever flagged)</td></tr>
- * <tr><td>maxConnections</td><td>1024</td><td>servers: connections served at once; more are told SERVER_BUSY</td></tr>
- * <tr><td>connectionThreads</td><td>virtual threads</td><td>servers: the thread serving each connection</td></tr>
- * <tr><td>maxBytesInFlight</td><td>max(2 GiB, maxFrameBytes)</td><td>servers: frame bodies being received at
- *     once, over all connections; a frame waits for room before its memory is allocated</td></tr>
  * </table>
+ *
+ * @param connectTimeout how long a connect may take
+ * @param readTimeout how long a frame that has begun may stall; zero for no limit
+ * @param writeTimeout how long a send may stall; zero for no limit
+ * @param idleTimeout how long {@code receive()} waits for a frame before closing; zero waits forever
+ * @param requestTimeout the deadline of calls made without one
+ * @param keepaliveInterval silence after which a ping is sent; zero turns keepalive off
+ * @param keepaliveTimeout how long to wait for any frame after a ping before the peer is declared gone
+ * @param maxFrameBytes the largest frame body accepted
+ * @param maxEnvelopeBytes the largest envelope accepted
+ * @param serializer the name of the serializer of sent frames; empty to answer in the peer's (JSON before any)
+ * @param checksum whether sent frames carry a CRC32C of the body
  */
-public final class TcpOptions {
+public record TcpOptions(Duration connectTimeout, Duration readTimeout, Duration writeTimeout, Duration idleTimeout,
+        Duration requestTimeout, Duration keepaliveInterval, Duration keepaliveTimeout, long maxFrameBytes,
+        int maxEnvelopeBytes, Optional<String> serializer, boolean checksum) {
     private static final TcpOptions DEFAULTS = builder().build();
 
-    private final Duration connectTimeout;
-    private final Duration readTimeout;
-    private final Duration writeTimeout;
-    private final Duration idleTimeout;
-    private final long maxFrameBytes;
-    private final int maxEnvelopeBytes;
-    private final Serializer serializer;
-    private final boolean checksum;
-    private final int maxConnections;
-    private final long maxBytesInFlight;
-    private final java.util.concurrent.ThreadFactory connectionThreads;
-
-    private TcpOptions(Builder b) {
-        this.connectionThreads = b.connectionThreads;
-        this.connectTimeout = b.connectTimeout;
-        this.readTimeout = b.readTimeout;
-        this.writeTimeout = b.writeTimeout;
-        this.idleTimeout = b.idleTimeout;
-        this.maxFrameBytes = b.maxFrameBytes;
-        this.maxEnvelopeBytes = b.maxEnvelopeBytes;
-        this.serializer = b.serializer;
-        this.checksum = b.checksum;
-        this.maxConnections = b.maxConnections;
-        this.maxBytesInFlight = b.maxBytesInFlight > 0 ? b.maxBytesInFlight : Math.max(2L << 30, b.maxFrameBytes);
+    /** Checks every setting; the builder is the friendlier way to make options. */
+    public TcpOptions {
+        positive(connectTimeout, "connectTimeout");
+        nonNegative(readTimeout, "readTimeout");
+        nonNegative(writeTimeout, "writeTimeout");
+        nonNegative(idleTimeout, "idleTimeout");
+        positive(requestTimeout, "requestTimeout");
+        nonNegative(keepaliveInterval, "keepaliveInterval");
+        if (!keepaliveInterval.isZero()) {
+            positive(keepaliveTimeout, "keepaliveTimeout");
+        }
+        if (maxFrameBytes < 0 || maxFrameBytes > Frames.MAX_BODY_LENGTH) {
+            throw new IllegalArgumentException("maxFrameBytes must be 0.." + Frames.MAX_BODY_LENGTH + ", got "
+                    + maxFrameBytes);
+        }
+        if (maxEnvelopeBytes <= 0) {
+            throw new IllegalArgumentException("maxEnvelopeBytes must be positive, got " + maxEnvelopeBytes);
+        }
+        Objects.requireNonNull(serializer, "serializer");
+        serializer.ifPresent(Serializers::byName); // refuses now, naming the module to add, not at the first send
     }
 
     /** The defaults. */
@@ -82,119 +94,94 @@ public final class TcpOptions {
         b.readTimeout = readTimeout;
         b.writeTimeout = writeTimeout;
         b.idleTimeout = idleTimeout;
+        b.requestTimeout = requestTimeout;
+        b.keepaliveInterval = keepaliveInterval;
+        b.keepaliveTimeout = keepaliveTimeout;
         b.maxFrameBytes = maxFrameBytes;
         b.maxEnvelopeBytes = maxEnvelopeBytes;
         b.serializer = serializer;
         b.checksum = checksum;
-        b.maxConnections = maxConnections;
-        b.maxBytesInFlight = maxBytesInFlight;
-        b.connectionThreads = connectionThreads;
         return b;
     }
 
-    /** How long a connect may take. */
-    public Duration connectTimeout() {
-        return connectTimeout;
+    private static void positive(Duration value, String name) {
+        if (value.isNegative() || value.isZero()) {
+            throw new IllegalArgumentException(name + " must be positive, got " + value);
+        }
     }
 
-    /** How long a frame that has begun may stall; {@link Duration#ZERO} for no limit. */
-    public Duration readTimeout() {
-        return readTimeout;
+    private static void nonNegative(Duration value, String name) {
+        if (value.isNegative()) {
+            throw new IllegalArgumentException(name + " must not be negative, got " + value);
+        }
     }
 
-    /** How long a send may stall; {@link Duration#ZERO} for no limit. */
-    public Duration writeTimeout() {
-        return writeTimeout;
-    }
-
-    /** How long {@code receive()} waits for a frame before closing; {@link Duration#ZERO} waits forever. */
-    public Duration idleTimeout() {
-        return idleTimeout;
-    }
-
-    /** The largest frame body accepted. */
-    public long maxFrameBytes() {
-        return maxFrameBytes;
-    }
-
-    /** The largest envelope accepted. */
-    public int maxEnvelopeBytes() {
-        return maxEnvelopeBytes;
-    }
-
-    /** The serializer of sent frames; {@code null} means json for clients, the request's for servers. */
-    public Serializer serializer() {
-        return serializer;
-    }
-
-    /** Whether sent frames carry a CRC32C. */
-    public boolean checksum() {
-        return checksum;
-    }
-
-    /** Servers: connections served at once. */
-    public int maxConnections() {
-        return maxConnections;
-    }
-
-    /** Servers: bytes of frame bodies being received at once, over all connections. */
-    public long maxBytesInFlight() {
-        return maxBytesInFlight;
-    }
-
-    /** Servers: makes the thread that serves each connection. */
-    public java.util.concurrent.ThreadFactory connectionThreads() {
-        return connectionThreads;
-    }
-
-    @Override
-    public String toString() {
-        return "TcpOptions[connectTimeout=" + connectTimeout + ", readTimeout=" + readTimeout + ", writeTimeout="
-                + writeTimeout + ", idleTimeout=" + idleTimeout + ", maxFrameBytes=" + maxFrameBytes
-                + ", maxEnvelopeBytes=" + maxEnvelopeBytes + ", serializer="
-                + (serializer == null ? "default" : serializer.name()) + ", checksum=" + checksum
-                + ", maxConnections=" + maxConnections + ", maxBytesInFlight=" + maxBytesInFlight + "]";
-    }
-
-    /** Builds {@link TcpOptions}. */
+    /** Builds {@link TcpOptions}; each setter checks its value. */
     public static final class Builder {
         private Duration connectTimeout = Duration.ofSeconds(10);
         private Duration readTimeout = Duration.ofSeconds(30);
         private Duration writeTimeout = Duration.ofSeconds(30);
         private Duration idleTimeout = Duration.ZERO;
+        private Duration requestTimeout = Duration.ofMinutes(2);
+        private Duration keepaliveInterval = Duration.ofSeconds(30);
+        private Duration keepaliveTimeout = Duration.ofSeconds(20);
         private long maxFrameBytes = 1L << 30;
         private int maxEnvelopeBytes = 16 << 20;
-        private Serializer serializer;
+        private Optional<String> serializer = Optional.empty();
         private boolean checksum;
-        private int maxConnections = 1024;
-        private long maxBytesInFlight;
-        private java.util.concurrent.ThreadFactory connectionThreads =
-                Thread.ofVirtual().name("netutils-connection-", 0).factory();
 
         private Builder() {
         }
 
         /** How long a connect may take (positive). */
         public Builder connectTimeout(Duration timeout) {
-            this.connectTimeout = positive(timeout, "connectTimeout");
+            positive(timeout, "connectTimeout");
+            this.connectTimeout = timeout;
             return this;
         }
 
         /** How long a frame that has begun may stall; zero for no limit. */
         public Builder readTimeout(Duration timeout) {
-            this.readTimeout = nonNegative(timeout, "readTimeout");
+            nonNegative(timeout, "readTimeout");
+            this.readTimeout = timeout;
             return this;
         }
 
         /** How long a send may stall; zero for no limit. */
         public Builder writeTimeout(Duration timeout) {
-            this.writeTimeout = nonNegative(timeout, "writeTimeout");
+            nonNegative(timeout, "writeTimeout");
+            this.writeTimeout = timeout;
             return this;
         }
 
         /** How long {@code receive()} waits for a frame to begin before closing the connection; zero waits forever. */
         public Builder idleTimeout(Duration timeout) {
-            this.idleTimeout = nonNegative(timeout, "idleTimeout");
+            nonNegative(timeout, "idleTimeout");
+            this.idleTimeout = timeout;
+            return this;
+        }
+
+        /** The deadline of calls ({@code request}, {@code requestAsync}) made without one (positive). */
+        public Builder requestTimeout(Duration timeout) {
+            positive(timeout, "requestTimeout");
+            this.requestTimeout = timeout;
+            return this;
+        }
+
+        /**
+         * Keepalive: after {@code interval} with nothing received a {@code _ping} is sent, and if nothing arrives
+         * within {@code timeout} after it, the peer is declared gone (the connection closes, calls fail saying
+         * so). A dead or unreachable peer is thus noticed within {@code interval + timeout} of its last frame.
+         *
+         * @param interval zero turns keepalive off
+         */
+        public Builder keepalive(Duration interval, Duration timeout) {
+            nonNegative(interval, "keepaliveInterval");
+            if (!interval.isZero()) {
+                positive(timeout, "keepaliveTimeout");
+            }
+            this.keepaliveInterval = interval;
+            this.keepaliveTimeout = timeout;
             return this;
         }
 
@@ -216,19 +203,21 @@ public final class TcpOptions {
             return this;
         }
 
-        /** The serializer of sent frames. */
-        public Builder serializer(Serializer serializer) {
-            this.serializer = Objects.requireNonNull(serializer, "serializer");
-            return this;
-        }
-
         /**
          * The serializer of sent frames, by name ({@code json}, {@code msgpack}, {@code kryo} or a user's).
          *
          * @throws IllegalArgumentException saying which module to add when it is not installed
          */
         public Builder serializer(String name) {
-            return serializer(Serializers.byName(name));
+            Serializers.byName(name);
+            this.serializer = Optional.of(name);
+            return this;
+        }
+
+        /** Sent frames use the serializer of the last frame received (JSON before any): the default. */
+        public Builder answerInPeersSerializer() {
+            this.serializer = Optional.empty();
+            return this;
         }
 
         /** Whether sent frames carry a CRC32C of the body. */
@@ -237,60 +226,10 @@ public final class TcpOptions {
             return this;
         }
 
-        /** Servers: connections served at once (positive). */
-        public Builder maxConnections(int connections) {
-            if (connections <= 0) {
-                throw new IllegalArgumentException("maxConnections must be positive, got " + connections);
-            }
-            this.maxConnections = connections;
-            return this;
-        }
-
-        /** Servers: bytes of frame bodies being received at once; at least {@code maxFrameBytes}. */
-        public Builder maxBytesInFlight(long bytes) {
-            if (bytes <= 0) {
-                throw new IllegalArgumentException("maxBytesInFlight must be positive, got " + bytes);
-            }
-            this.maxBytesInFlight = bytes;
-            return this;
-        }
-
-        /**
-         * Servers: makes the thread that serves each connection. The default, virtual threads, costs little per
-         * connection and scales to thousands. A platform thread per connection wakes sooner when bytes arrive:
-         * for a few latency-bound connections, {@code Thread.ofPlatform().daemon(true).factory()} cut the 8 KiB
-         * round trip severalfold on a 2-core VM (see the README's benchmark).
-         */
-        public Builder connectionThreads(java.util.concurrent.ThreadFactory factory) {
-            this.connectionThreads = Objects.requireNonNull(factory, "factory");
-            return this;
-        }
-
-        /**
-         * The options.
-         *
-         * @throws IllegalArgumentException if maxBytesInFlight was set below maxFrameBytes
-         */
+        /** The options. */
         public TcpOptions build() {
-            if (maxBytesInFlight > 0 && maxBytesInFlight < maxFrameBytes) {
-                throw new IllegalArgumentException("maxBytesInFlight (" + maxBytesInFlight
-                        + ") must be at least maxFrameBytes (" + maxFrameBytes + "), or one frame could never be received");
-            }
-            return new TcpOptions(this);
-        }
-
-        private static Duration positive(Duration value, String name) {
-            if (value.isNegative() || value.isZero()) {
-                throw new IllegalArgumentException(name + " must be positive, got " + value);
-            }
-            return value;
-        }
-
-        private static Duration nonNegative(Duration value, String name) {
-            if (value.isNegative()) {
-                throw new IllegalArgumentException(name + " must not be negative, got " + value);
-            }
-            return value;
+            return new TcpOptions(connectTimeout, readTimeout, writeTimeout, idleTimeout, requestTimeout,
+                    keepaliveInterval, keepaliveTimeout, maxFrameBytes, maxEnvelopeBytes, serializer, checksum);
         }
     }
 }

@@ -15,7 +15,9 @@ import netutils.api.Connection;
 import netutils.api.ConnectionClosedException;
 import netutils.api.ConnectionHandler;
 import netutils.api.Message;
-import netutils.api.wire.FrameDecoder;
+import java.time.Duration;
+import java.util.concurrent.ThreadFactory;
+import java.util.concurrent.atomic.AtomicInteger;
 import netutils.transport.tcp.internal.ByteBudget;
 import netutils.transport.tcp.internal.TcpConnection;
 
@@ -33,40 +35,55 @@ import netutils.transport.tcp.internal.TcpConnection;
  *
  * <p>A connection that fails (bad frames, a peer that vanishes, a handler that throws) is closed alone; the
  * server and its other connections go on. Connections over {@link TcpOptions#maxConnections()} are told
- * {@code SERVER_BUSY} and closed.
+ * {@code SERVER_BUSY} and closed. {@link #close()} stops accepting, lets the messages that have arrived be
+ * answered within {@link TcpServerOptions#shutdownGrace()}, then closes what is left.
+ *
+ * <p>{@link #bind(int)} listens on the loopback address only, the safe default for a port that speaks an
+ * unauthenticated protocol; to be reachable from other machines, bind an explicit address, e.g.
+ * {@code TcpServer.bind(new InetSocketAddress(port), options)} for all interfaces.
  */
 public final class TcpServer implements AutoCloseable {
     private static final System.Logger LOG = System.getLogger(TcpServer.class.getName());
+    /** How often a draining connection's reader checks for the end of the grace period. */
+    private static final Duration DRAIN_POLL = Duration.ofMillis(200);
 
     private final ServerSocketChannel channel;
-    private final TcpOptions options;
+    private final TcpServerOptions options;
     private final ByteBudget budget;
-    private final FrameDecoder.Limits limits;
     private final Semaphore connectionSlots;
     private final Set<TcpConnection> live = ConcurrentHashMap.newKeySet();
     private final InetSocketAddress address;
+    private final AtomicInteger platformThreads = new AtomicInteger();
+    private final ThreadFactory virtualThreads = Thread.ofVirtual().name("netutils-connection-", 0).factory();
+    private final ThreadFactory platformThreadFactory = Thread.ofPlatform().daemon(true)
+            .name("netutils-connection-p", 0).factory();
     private volatile Thread acceptor;
+    private volatile boolean closing;
 
-    private TcpServer(ServerSocketChannel channel, TcpOptions options) throws IOException {
+    private TcpServer(ServerSocketChannel channel, TcpServerOptions options) throws IOException {
         this.channel = channel;
         this.options = options;
-        this.budget = new ByteBudget(options.maxBytesInFlight(), options.readTimeout());
-        this.limits = new FrameDecoder.Limits(options.maxFrameBytes(), options.maxEnvelopeBytes());
+        this.budget = new ByteBudget(options.maxBytesInFlight(), options.connection().readTimeout());
         this.connectionSlots = new Semaphore(options.maxConnections());
         this.address = (InetSocketAddress) channel.getLocalAddress();
     }
 
-    /** Listens on {@code port} of the loopback address with default options; port 0 picks a free port. */
+    /** Listens on {@code port} of the loopback address only, with default options; port 0 picks a free port. */
     public static TcpServer bind(int port) throws IOException {
-        return bind(new InetSocketAddress(InetAddress.getLoopbackAddress(), port), TcpOptions.defaults());
+        return bind(new InetSocketAddress(InetAddress.getLoopbackAddress(), port), TcpServerOptions.defaults());
+    }
+
+    /** Listens on {@code address} with server defaults and {@code options} for each connection. */
+    public static TcpServer bind(InetSocketAddress address, TcpOptions options) throws IOException {
+        return bind(address, TcpServerOptions.of(options));
     }
 
     /**
-     * Listens on {@code address}.
+     * Listens on {@code address} ({@code new InetSocketAddress(port)} is every interface).
      *
      * @throws java.net.BindException if the address is in use, naming it
      */
-    public static TcpServer bind(InetSocketAddress address, TcpOptions options) throws IOException {
+    public static TcpServer bind(InetSocketAddress address, TcpServerOptions options) throws IOException {
         Objects.requireNonNull(options, "options");
         ServerSocketChannel channel = ServerSocketChannel.open();
         try {
@@ -91,7 +108,7 @@ public final class TcpServer implements AutoCloseable {
     }
 
     /** The options. */
-    public TcpOptions options() {
+    public TcpServerOptions options() {
         return options;
     }
 
@@ -117,7 +134,7 @@ public final class TcpServer implements AutoCloseable {
     }
 
     /**
-     * Serves every connection with {@code handler} on its own virtual thread, from now until {@link #close()}.
+     * Serves every connection with {@code handler} on its own thread, from now until {@link #close()}.
      * Returns at once.
      *
      * @throws IllegalStateException if already serving
@@ -141,37 +158,63 @@ public final class TcpServer implements AutoCloseable {
 
     private void acceptLoop(ConnectionHandler handler) {
         while (channel.isOpen()) {
-            SocketChannel socket;
+            SocketChannel socket = null;
             try {
                 socket = channel.accept();
-            } catch (IOException e) {
+                startServing(socket, handler);
+            } catch (Throwable e) {
                 if (!channel.isOpen()) {
                     return;
                 }
-                // Typically out of file descriptors: pause rather than spin, so open connections can finish.
-                LOG.log(Level.WARNING, "accept failed on " + address + " (" + e.getMessage() + "); retrying in 100 ms");
+                if (socket != null) {
+                    closeQuietly(socket);
+                }
+                // Out of descriptors, memory or threads: pause rather than spin, so open connections can finish.
+                LOG.log(Level.WARNING, "accepting a connection on " + address + " failed (" + e
+                        + "); that connection was closed, retrying in 100 ms");
                 try {
                     Thread.sleep(100);
                 } catch (InterruptedException interrupted) {
                     return;
                 }
-                continue;
             }
-            Thread thread = options.connectionThreads().newThread(() -> serveOne(socket, handler));
-            if (thread == null) {
-                LOG.log(Level.WARNING, "connectionThreads gave no thread; dropping a connection on " + address);
-                closeQuietly(socket);
-                continue;
-            }
-            thread.start();
         }
+    }
+
+    private void startServing(SocketChannel socket, ConnectionHandler handler) {
+        ThreadFactory factory = options.connectionThreads();
+        boolean platform = false;
+        if (factory == null) {
+            platform = platformThreads.incrementAndGet() <= TcpServerOptions.DEFAULT_PLATFORM_THREADS;
+            if (!platform) {
+                platformThreads.decrementAndGet();
+            }
+            factory = platform ? platformThreadFactory : virtualThreads;
+        }
+        boolean countedPlatform = platform;
+        Thread thread = factory.newThread(() -> {
+            try {
+                serveOne(socket, handler);
+            } finally {
+                if (countedPlatform) {
+                    platformThreads.decrementAndGet();
+                }
+            }
+        });
+        if (thread == null) {
+            if (countedPlatform) {
+                platformThreads.decrementAndGet();
+            }
+            throw new IllegalStateException("connectionThreads gave no thread");
+        }
+        thread.start();
     }
 
     private void serveOne(SocketChannel socket, ConnectionHandler handler) {
         TcpConnection connection;
         try {
             connection = wrap(socket);
-        } catch (IOException e) {
+        } catch (Throwable e) {
             closeQuietly(socket);
             return;
         }
@@ -179,20 +222,21 @@ public final class TcpServer implements AutoCloseable {
             try (connection) {
                 connection.send(Message.error("SERVER_BUSY", "server on " + address + " already serves "
                         + options.maxConnections() + " connections; try again later"));
-            } catch (IOException ignored) {
+            } catch (IOException | RuntimeException ignored) {
                 // The peer is turned away either way.
             }
             return;
         }
-        track(connection);
         try (connection) {
+            track(connection);
             handler.handle(connection);
         } catch (ConnectionClosedException e) {
             LOG.log(Level.DEBUG, () -> "connection " + connection.peer() + " closed: " + e.getMessage());
         } catch (IOException e) {
             // Bad frames, timeouts, vanished peers: the peer's doing, one line is enough.
             LOG.log(Level.INFO, () -> "dropped connection " + connection.peer() + ": " + e.getMessage());
-        } catch (Exception e) {
+        } catch (Throwable e) {
+            // The handler's failure, or memory running out: this connection ends, the server goes on.
             LOG.log(Level.WARNING, "handler failed on connection " + connection.peer() + "; connection closed", e);
         } finally {
             connectionSlots.release();
@@ -200,27 +244,47 @@ public final class TcpServer implements AutoCloseable {
     }
 
     private TcpConnection wrap(SocketChannel socket) throws IOException {
-        return new TcpConnection(socket, options.serializer(), options.checksum(), options.readTimeout(),
-                options.writeTimeout(), options.idleTimeout(), limits, budget);
+        return TcpConnection.open(socket, options.connection(), budget, () -> closing, DRAIN_POLL);
     }
 
     private TcpConnection track(TcpConnection connection) {
         live.add(connection);
         connection.onClose(() -> live.remove(connection));
-        if (!channel.isOpen()) { // closed while we accepted: don't leave it behind
+        if (!channel.isOpen() && !closing) { // closed while we accepted: don't leave it behind
             closeQuietly(connection);
         }
         return connection;
     }
 
-    /** Stops accepting and closes every open connection. */
+    /**
+     * Stops accepting, lets every connection answer the messages that have arrived (for at most
+     * {@link TcpServerOptions#shutdownGrace()}), then closes every connection that is still open.
+     */
     @Override
     public void close() throws IOException {
+        closing = true;
         channel.close();
+        long deadline = System.nanoTime() + options.shutdownGrace().toNanos();
+        while (!live.isEmpty() && System.nanoTime() < deadline) {
+            try {
+                Thread.sleep(10);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                break;
+            }
+        }
         for (Connection connection : live) {
             closeQuietly(connection);
         }
         live.clear();
+        Thread thread = acceptor;
+        if (thread != null) {
+            try {
+                thread.join(1000);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+            }
+        }
     }
 
     private static void closeQuietly(AutoCloseable closeable) {

@@ -162,7 +162,7 @@ class TcpBadInputTest {
 
     @Test
     void connectionsOverTheLimitAreToldTheServerIsBusy() throws Exception {
-        TcpOptions one = TcpOptions.builder().maxConnections(1).build();
+        TcpServerOptions one = TcpServerOptions.builder().maxConnections(1).build();
         try (TcpServer server = TcpServer.bind(new InetSocketAddress(InetAddress.getLoopbackAddress(), 0), one).serve(ECHO);
                 Connection first = TcpClient.connect("127.0.0.1", server.port())) {
             first.request(Message.of(MessageType.MASK));

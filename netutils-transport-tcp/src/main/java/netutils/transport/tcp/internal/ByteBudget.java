@@ -5,14 +5,13 @@ import java.time.Duration;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.locks.Condition;
 import java.util.concurrent.locks.ReentrantLock;
-import netutils.api.wire.FrameDecoder;
 
 /**
  * A server's budget of frame-body bytes being received at once, over all its connections. A frame reserves
  * its declared body length before any of its tensors is allocated, so peers that announce huge frames cannot
  * together commit more memory than the budget.
  */
-public final class ByteBudget implements FrameDecoder.MemoryBudget {
+public final class ByteBudget {
     private final long capacity;
     private final Duration maxWait;
     private final ReentrantLock lock = new ReentrantLock();
@@ -26,11 +25,15 @@ public final class ByteBudget implements FrameDecoder.MemoryBudget {
         this.maxWait = maxWait;
     }
 
-    @Override
+    /**
+     * Reserves {@code bytes}, waiting for room.
+     *
+     * @throws BudgetExceededException if the bytes can never fit, or did not within the wait
+     */
     public void acquire(long bytes) throws IOException {
         if (bytes > capacity) {
-            throw new IOException("a frame body of " + bytes + " bytes exceeds the server's bytes-in-flight budget of "
-                    + capacity);
+            throw new BudgetExceededException("a frame body of " + bytes + " bytes exceeds the server's "
+                    + "bytes-in-flight budget of " + capacity);
         }
         lock.lock();
         try {
@@ -39,7 +42,7 @@ public final class ByteBudget implements FrameDecoder.MemoryBudget {
             while (available < bytes) {
                 long left = forever ? TimeUnit.SECONDS.toNanos(1) : deadline - System.nanoTime();
                 if (left <= 0) {
-                    throw new IOException("waited " + maxWait + " for " + bytes + " bytes of the server's "
+                    throw new BudgetExceededException("waited " + maxWait + " for " + bytes + " bytes of the server's "
                             + capacity + "-byte in-flight budget; other connections hold it");
                 }
                 try {
@@ -55,7 +58,7 @@ public final class ByteBudget implements FrameDecoder.MemoryBudget {
         }
     }
 
-    @Override
+    /** Gives back what {@link #acquire} took. */
     public void release(long bytes) {
         lock.lock();
         try {
@@ -73,6 +76,15 @@ public final class ByteBudget implements FrameDecoder.MemoryBudget {
             return available;
         } finally {
             lock.unlock();
+        }
+    }
+
+    /** A frame could not get its bytes: the peer is told {@code SERVER_BUSY}. */
+    public static final class BudgetExceededException extends IOException {
+        private static final long serialVersionUID = 1L;
+
+        BudgetExceededException(String message) {
+            super(message);
         }
     }
 }

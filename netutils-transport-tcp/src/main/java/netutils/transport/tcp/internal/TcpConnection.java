@@ -7,157 +7,192 @@ import java.net.StandardSocketOptions;
 import java.nio.channels.ClosedChannelException;
 import java.nio.channels.SocketChannel;
 import java.time.Duration;
-import java.util.Objects;
-import java.util.Optional;
-import java.util.concurrent.atomic.AtomicBoolean;
-import java.util.concurrent.locks.ReentrantLock;
-import netutils.api.Connection;
+import java.util.function.BooleanSupplier;
 import netutils.api.ConnectionClosedException;
 import netutils.api.Message;
 import netutils.api.ProtocolException;
-import netutils.api.wire.Serializers;
-import netutils.api.wire.EncodedFrame;
+import netutils.api.spi.Serializer;
+import netutils.api.wire.AbstractConnection;
 import netutils.api.wire.FrameDecoder;
 import netutils.api.wire.FrameEncoder;
-import netutils.api.wire.RemoteErrors;
-import netutils.api.spi.Serializer;
+import netutils.api.wire.FrameHeader;
+import netutils.api.wire.Serializers;
+import netutils.transport.tcp.TcpOptions;
 
 /**
- * A {@link Connection} over a blocking {@link SocketChannel}, meant to run on virtual threads. Sends are
- * serialized by a lock and written with gathering writes straight from tensor memory; receives read through
- * {@link ChannelSource}. Timeouts come from the {@link IoWatchdog}.
+ * A connection over a blocking {@link SocketChannel}: {@link ChannelSink} writes, {@link ChannelSource} reads
+ * (await the next frame, read its header, reserve its body in the server's budget, read the body), and
+ * {@link AbstractConnection} adds calls, keepalive and routing. Timeouts inside a frame come from the
+ * {@link IoWatchdog}; the wait between frames is the caller's.
  */
-public final class TcpConnection implements Connection {
+public final class TcpConnection extends AbstractConnection {
     private final SocketChannel channel;
-    private final String peer;
     private final ChannelSource source;
+    private final ChannelSink sink;
     private final IoWatchdog watchdog;
     private final FrameDecoder.Limits limits;
-    private final FrameDecoder.MemoryBudget budget;
+    private final ByteBudget budget;
     private final Serializer fixedSerializer;
-    private final Serializer fallbackSerializer;
     private final boolean checksum;
-    private final long idleMillis;
-    private final ReentrantLock sendLock = new ReentrantLock();
-    private final ReentrantLock receiveLock = new ReentrantLock();
-    private final AtomicBoolean closed = new AtomicBoolean();
-    /** Small frames are gathered here and sent with one write; guarded by sendLock. */
-    private final java.nio.ByteBuffer sendScratch = java.nio.ByteBuffer.allocateDirect(64 * 1024);
+    private final long idleNanos;
     private volatile Runnable onClose = () -> { };
     private volatile Serializer lastReceivedSerializer;
     private volatile String stalled;
+    private long lastFrameNanos = System.nanoTime(); // read under the reader lock only
+    private final BooleanSupplier draining;
+    private final long drainPollNanos;
+
+    private TcpConnection(SocketChannel channel, String peer, TcpOptions options, ByteBudget budget,
+            BooleanSupplier draining, Duration drainPoll) throws IOException {
+        super(peer, options.requestTimeout(), options.keepaliveInterval(), options.keepaliveTimeout());
+        this.channel = channel;
+        this.watchdog = new IoWatchdog(options.readTimeout(), options.writeTimeout(), this::onStall);
+        this.source = new ChannelSource(channel, watchdog);
+        this.sink = new ChannelSink(channel, watchdog);
+        this.limits = new FrameDecoder.Limits(options.maxFrameBytes(), options.maxEnvelopeBytes());
+        this.budget = budget;
+        this.fixedSerializer = options.serializer().map(Serializers::byName).orElse(null);
+        this.checksum = options.checksum();
+        this.idleNanos = options.idleTimeout().toNanos();
+        this.draining = draining;
+        this.drainPollNanos = drainPoll.toNanos();
+    }
+
+    /** A client's connection. */
+    public static TcpConnection open(SocketChannel channel, TcpOptions options) throws IOException {
+        return open(channel, options, null, null, Duration.ZERO);
+    }
 
     /**
-     * Wraps a connected channel.
+     * The one way to make a connection, for clients and servers alike.
      *
-     * @param fixedSerializer the serializer of sent frames, or {@code null} to answer in the serializer of the
-     *     last frame received (JSON before any)
+     * @param budget the server's bytes-in-flight budget, or {@code null} (clients)
+     * @param draining true once the server shuts down: the connection then ends when no frame has begun;
+     *     {@code null} for clients
+     * @param drainPoll how often a reader waiting between frames looks at {@code draining}
      */
-    public TcpConnection(SocketChannel channel, Serializer fixedSerializer, boolean checksum, Duration readTimeout,
-            Duration writeTimeout, Duration idleTimeout, FrameDecoder.Limits limits, FrameDecoder.MemoryBudget budget)
-            throws IOException {
-        this.channel = channel;
+    public static TcpConnection open(SocketChannel channel, TcpOptions options, ByteBudget budget,
+            BooleanSupplier draining, Duration drainPoll) throws IOException {
         channel.configureBlocking(true);
         channel.setOption(StandardSocketOptions.TCP_NODELAY, true);
         channel.setOption(StandardSocketOptions.SO_KEEPALIVE, true);
-        this.peer = String.valueOf(channel.getRemoteAddress());
-        this.watchdog = new IoWatchdog(readTimeout, writeTimeout, this::onStall);
-        this.source = new ChannelSource(channel, watchdog);
-        this.limits = limits;
-        this.budget = budget;
-        this.fixedSerializer = fixedSerializer;
-        this.fallbackSerializer = fixedSerializer != null ? fixedSerializer : Serializers.defaultSerializer();
-        this.checksum = checksum;
-        this.idleMillis = idleTimeout.toMillis();
+        return new TcpConnection(channel, String.valueOf(channel.getRemoteAddress()), options, budget, draining,
+                drainPoll);
     }
 
     @Override
-    public void send(Message message) throws IOException {
+    protected void writeMessage(Message message) throws IOException {
         Serializer serializer = fixedSerializer;
         if (serializer == null) {
             Serializer mirrored = lastReceivedSerializer;
-            serializer = mirrored != null ? mirrored : fallbackSerializer;
+            serializer = mirrored != null ? mirrored : Serializers.defaultSerializer();
         }
-        EncodedFrame frame = FrameEncoder.encode(message, serializer, checksum); // refuses oversize before any I/O
-        sendLock.lock();
+        var frame = FrameEncoder.encode(message, serializer, checksum); // refuses oversize before any I/O
         try {
-            ensureOpen();
-            watchdog.writeStarted();
-            frame.writeTo(channel, sendScratch, watchdog::writeStarted);
+            sink.write(frame);
         } catch (IOException e) {
-            closeQuietly();
             throw translate(e, "sending " + message.type());
+        }
+    }
+
+    @Override
+    protected Message readMessage(long waitNanos, SegmentAllocator tensorMemory) throws IOException {
+        try {
+            long wait = waitNanos;
+            if (idleNanos > 0) {
+                long idleLeft = lastFrameNanos + idleNanos - System.nanoTime();
+                if (idleLeft <= 0) {
+                    throw idleClose();
+                }
+                wait = Math.min(wait, idleLeft);
+            }
+            ChannelSource.Arrival arrival = awaitFrame(wait);
+            switch (arrival) {
+                case NOTHING -> {
+                    if (idleNanos > 0 && System.nanoTime() - lastFrameNanos >= idleNanos) {
+                        throw idleClose();
+                    }
+                    return null;
+                }
+                case END -> throw new ConnectionClosedException("peer " + peer() + " closed the connection");
+                case FRAME -> {
+                }
+            }
+            FrameHeader header = FrameDecoder.readHeader(source, limits);
+            if (header == null) {
+                throw new ConnectionClosedException("peer " + peer() + " closed the connection");
+            }
+            Message message = readBody(header, tensorMemory);
+            lastFrameNanos = System.nanoTime();
+            return message;
+        } catch (ProtocolException e) {
+            if (e.kind() != ProtocolException.Kind.TRUNCATED) {
+                tellPeer(e.kind().name(), e.getMessage());
+            }
+            throw e;
+        } catch (ByteBudget.BudgetExceededException e) {
+            tellPeer("SERVER_BUSY", e.getMessage());
+            throw e;
+        } catch (ConnectionClosedException e) {
+            throw e;
+        } catch (IOException e) {
+            throw translate(e, "receiving");
+        }
+    }
+
+    /**
+     * Waits for a frame in slices, so that a server shutting down ends the connection once every frame that has
+     * arrived was read (frames already in the socket's buffer come back at once from each slice).
+     */
+    private ChannelSource.Arrival awaitFrame(long waitNanos) throws IOException {
+        if (draining == null) {
+            return source.awaitFrame(waitNanos);
+        }
+        long deadline = waitNanos == Long.MAX_VALUE ? Long.MAX_VALUE : System.nanoTime() + waitNanos;
+        while (true) {
+            if (draining.getAsBoolean()) {
+                ChannelSource.Arrival last = source.awaitFrame(1_000_000);
+                if (last != ChannelSource.Arrival.NOTHING) {
+                    return last;
+                }
+                throw new ConnectionClosedException("server is shutting down: closed " + peer()
+                        + " after answering every message that had arrived");
+            }
+            long left = deadline == Long.MAX_VALUE ? Long.MAX_VALUE : deadline - System.nanoTime();
+            if (left <= 0) {
+                return ChannelSource.Arrival.NOTHING;
+            }
+            ChannelSource.Arrival arrival = source.awaitFrame(Math.min(left, drainPollNanos));
+            if (arrival != ChannelSource.Arrival.NOTHING || left <= drainPollNanos) {
+                return arrival;
+            }
+        }
+    }
+
+    private Message readBody(FrameHeader header, SegmentAllocator tensorMemory) throws IOException {
+        if (budget != null) {
+            budget.acquire(header.bodyLength());
+        }
+        try {
+            FrameDecoder.Decoded decoded = FrameDecoder.readBody(source, header, limits, tensorMemory, peer());
+            lastReceivedSerializer = decoded.serializer();
+            return decoded.message();
         } finally {
-            watchdog.writeEnded();
-            sendLock.unlock();
+            if (budget != null) {
+                budget.release(header.bodyLength());
+            }
         }
-    }
-
-    @Override
-    public Message receive() throws IOException {
-        return receive(FrameDecoder.FRESH_MEMORY);
-    }
-
-    @Override
-    public Message receive(SegmentAllocator tensorMemory) throws IOException {
-        Objects.requireNonNull(tensorMemory, "tensorMemory");
-        if (idleMillis > 0) {
-            return receive(idleMillis, tensorMemory).orElseThrow(this::idleClose);
-        }
-        return receive(0, tensorMemory).orElseThrow();
-    }
-
-    @Override
-    public Optional<Message> receive(Duration timeout) throws IOException {
-        return receive(Math.max(1, timeout.toMillis()), FrameDecoder.FRESH_MEMORY);
     }
 
     private ConnectionClosedException idleClose() {
-        closeQuietly();
-        return new ConnectionClosedException("closed " + peer + ": no message for " + Duration.ofMillis(idleMillis)
+        return new ConnectionClosedException("closed " + peer() + ": no message for " + Duration.ofNanos(idleNanos)
                 + " (idle timeout)");
     }
 
-    private Optional<Message> receive(long waitMillis, SegmentAllocator tensorMemory) throws IOException {
-        receiveLock.lock();
-        try {
-            ensureOpen();
-            source.waitForNextFrame(waitMillis);
-            FrameDecoder.Decoded decoded;
-            try {
-                decoded = FrameDecoder.read(source, limits, budget, tensorMemory);
-            } catch (SocketTimeoutException nothingArrived) {
-                return Optional.empty(); // only the wait for a first byte times out this way
-            } catch (ProtocolException e) {
-                if (e.kind() != ProtocolException.Kind.TRUNCATED) {
-                    tellPeer(e);
-                }
-                closeQuietly();
-                throw e;
-            } catch (IOException e) {
-                closeQuietly();
-                throw translate(e, "receiving");
-            }
-            if (decoded == null) {
-                closeQuietly();
-                throw new ConnectionClosedException("peer " + peer + " closed the connection");
-            }
-            lastReceivedSerializer = decoded.serializer();
-            try {
-                return Optional.of(RemoteErrors.check(decoded.message()));
-            } catch (IOException peerError) {
-                closeQuietly();
-                throw peerError;
-            }
-        } finally {
-            receiveLock.unlock();
-        }
-    }
-
     /** Best effort: the peer learns why it is being disconnected. */
-    private void tellPeer(ProtocolException problem) {
+    private void tellPeer(String code, String detail) {
         try {
-            send(Message.error(problem.kind().name(), problem.getMessage()));
+            send(Message.error(code, detail));
         } catch (IOException | RuntimeException ignored) {
             // The peer may already be gone; the local exception says what happened.
         }
@@ -166,70 +201,51 @@ public final class TcpConnection implements Connection {
     private IOException translate(IOException e, String during) {
         String stall = stalled;
         if (stall != null) {
-            SocketTimeoutException timeout = new SocketTimeoutException(stall + " (" + during + ", peer " + peer + ")");
+            SocketTimeoutException timeout = new SocketTimeoutException(stall + " (" + during + ", peer " + peer() + ")");
             timeout.initCause(e);
             return timeout;
         }
         if (e instanceof ClosedChannelException) {
-            ConnectionClosedException closedHere = new ConnectionClosedException("connection to " + peer
+            ConnectionClosedException closedHere = new ConnectionClosedException("connection to " + peer()
                     + " is closed (" + during + ")");
             closedHere.initCause(e);
             return closedHere;
+        }
+        String text = String.valueOf(e.getMessage());
+        if (text.contains("Broken pipe") || text.contains("Connection reset")) {
+            ConnectionClosedException gone = new ConnectionClosedException("peer " + peer() + " closed the connection ("
+                    + during + ": " + text + ")");
+            gone.initCause(e);
+            return gone;
         }
         return e;
     }
 
     private void onStall(String operation, Duration timeout) {
         stalled = operation + " timed out: no progress for " + timeout;
-        closeQuietly();
-    }
-
-    private void ensureOpen() throws ConnectionClosedException {
-        if (closed.get()) {
-            throw new ConnectionClosedException("connection to " + peer + " is closed");
-        }
-    }
-
-    @Override
-    public boolean isOpen() {
-        return !closed.get();
-    }
-
-    @Override
-    public String peer() {
-        return peer;
+        fail(new SocketTimeoutException(stalled + " (peer " + peer() + ")"));
     }
 
     /** Runs {@code action} once when the connection closes (a server forgets the connection then). */
     public void onClose(Runnable action) {
         this.onClose = action;
-        if (closed.get()) {
+        if (!isOpen()) {
             action.run();
         }
     }
 
     @Override
-    public void close() throws IOException {
-        if (closed.compareAndSet(false, true)) {
-            watchdog.stop();
-            try {
-                channel.close();
-            } finally {
-                onClose.run();
-            }
-        }
-    }
-
-    private void closeQuietly() {
+    protected void closeTransport() throws IOException {
+        watchdog.stop();
         try {
-            close();
-        } catch (IOException ignored) {
-            // Closing is best effort once the connection has failed.
+            channel.close();
+        } finally {
+            onClose.run();
         }
     }
 
     @Override
     public String toString() {
-        return "TcpConnection[" + peer + (isOpen() ? "" : ", closed") + "]";
+        return "TcpConnection[" + peer() + (isOpen() ? "" : ", closed") + "]";
     }
 }

@@ -1,0 +1,662 @@
+package netutils.api.wire;
+
+import java.io.IOException;
+import java.lang.foreign.SegmentAllocator;
+import java.time.Duration;
+import java.util.ArrayDeque;
+import java.util.Collections;
+import java.util.LinkedHashMap;
+import java.util.Map;
+import java.util.Objects;
+import java.util.Optional;
+import java.util.Set;
+import java.util.concurrent.CancellationException;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.Executors;
+import java.util.concurrent.ScheduledExecutorService;
+import java.util.concurrent.ScheduledFuture;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.concurrent.atomic.AtomicLong;
+import java.util.concurrent.locks.Condition;
+import java.util.concurrent.locks.ReentrantLock;
+import netutils.api.Connection;
+import netutils.api.ConnectionClosedException;
+import netutils.api.DeadlineExceededException;
+import netutils.api.Message;
+import netutils.api.MessageType;
+import netutils.api.RemoteErrorException;
+import netutils.api.Tensor;
+
+/**
+ * The calls, the keepalive and the message routing that every transport shares; a transport supplies only
+ * {@link #writeMessage}, {@link #readMessage} and {@link #closeTransport}.
+ *
+ * <p><b>Who reads.</b> One thread at a time reads from the transport (the reader lock). A thread that waits for
+ * something (its call's reply, or the next message for {@code receive}) reads itself when nobody else does, and
+ * hands every message it reads to whoever it belongs to: a reply completes its call, anything else waits for
+ * {@code receive}. So a lone caller reads its own reply with no thread switch (the latency of a plain socket),
+ * while many callers share one reader at a time. Asynchronous calls with no thread waiting get a reader thread
+ * of their own for as long as they are outstanding.
+ *
+ * <p><b>Keepalive.</b> When nothing has arrived for the keepalive interval, a {@code _ping} control message is
+ * sent; the peer's transport answers {@code _pong} (see {@code docs/PROTOCOL.md}), and any frame counts as a
+ * sign of life. If nothing arrives within the keepalive timeout after a ping, the peer is declared gone: the
+ * connection closes and outstanding calls fail saying so. A peer that closes or resets the connection is
+ * noticed at once by whoever is reading, and otherwise at the next ping.
+ */
+public abstract class AbstractConnection implements Connection {
+    /** The control message a transport sends to check that its peer is alive. */
+    public static final MessageType PING = MessageType.of("_ping");
+    /** The answer to {@link #PING}. */
+    public static final MessageType PONG = MessageType.of("_pong");
+
+    private static final ScheduledExecutorService TIMERS = Executors.newSingleThreadScheduledExecutor(runnable -> {
+        Thread thread = new Thread(runnable, "netutils-call-timer");
+        thread.setDaemon(true);
+        return thread;
+    });
+    /** Ids of calls that ended without a reply, remembered to tell a late reply from an unsolicited message. */
+    private static final int REMEMBERED_EXPIRED_IDS = 4096;
+    private static final AtomicLong CONNECTION_IDS = new AtomicLong();
+
+    private final String peer;
+    private final Duration defaultDeadline;
+    private final long keepaliveIntervalNanos;
+    private final long keepaliveTimeoutNanos;
+    private final String idPrefix = "c" + Long.toString(CONNECTION_IDS.incrementAndGet(), 36) + "-";
+    private final AtomicLong nextCallId = new AtomicLong();
+
+    private final ReentrantLock readerLock = new ReentrantLock();
+    private final ReentrantLock stateLock = new ReentrantLock();
+    /** Signalled (under stateLock) when a call completes, a message is queued, or the reader lock is released. */
+    private final Condition changed = stateLock.newCondition();
+    private final ArrayDeque<Message> inbox = new ArrayDeque<>(); // guarded by stateLock
+    private final Map<String, Call> calls = new ConcurrentHashMap<>();
+    private final Set<String> expired = Collections.newSetFromMap(Collections.synchronizedMap(
+            new LinkedHashMap<>(64, 0.75f, false) {
+                @Override
+                protected boolean removeEldestEntry(Map.Entry<String, Boolean> eldest) {
+                    return size() > REMEMBERED_EXPIRED_IDS;
+                }
+            }));
+    private final AtomicLong lateReplies = new AtomicLong();
+    /** Calls in the order their requests went out, while the peer has never set {@code reply_to}. */
+    private final ArrayDeque<Call> sendOrder = new ArrayDeque<>(); // guarded by itself
+    private volatile boolean peerCorrelates;
+    private final AtomicBoolean pumping = new AtomicBoolean();
+    private final AtomicBoolean closed = new AtomicBoolean();
+    private volatile IOException failure;
+    private volatile long lastReceivedNanos = System.nanoTime();
+    private volatile long pingSentNanos;
+    private final ScheduledFuture<?> keepalive;
+
+    /**
+     * @param peer who the peer is, for messages
+     * @param defaultDeadline the deadline of calls made without one
+     * @param keepaliveInterval silence after which a ping is sent; {@link Duration#ZERO} turns keepalive off
+     * @param keepaliveTimeout how long to wait for any frame after a ping before declaring the peer gone
+     */
+    protected AbstractConnection(String peer, Duration defaultDeadline, Duration keepaliveInterval,
+            Duration keepaliveTimeout) {
+        this.peer = Objects.requireNonNull(peer, "peer");
+        this.defaultDeadline = requirePositive(defaultDeadline, "defaultDeadline");
+        this.keepaliveIntervalNanos = keepaliveInterval.toNanos();
+        this.keepaliveTimeoutNanos = keepaliveTimeout.toNanos();
+        if (keepaliveIntervalNanos > 0) {
+            long tick = Math.max(TimeUnit.MILLISECONDS.toNanos(5),
+                    Math.min(keepaliveIntervalNanos, Math.max(1, keepaliveTimeoutNanos)) / 4);
+            keepalive = TIMERS.scheduleAtFixedRate(this::keepaliveTick, tick, tick, TimeUnit.NANOSECONDS);
+        } else {
+            keepalive = null;
+        }
+    }
+
+    private static Duration requirePositive(Duration duration, String what) {
+        if (duration.isNegative() || duration.isZero()) {
+            throw new IllegalArgumentException(what + " must be positive, got " + duration);
+        }
+        return duration;
+    }
+
+    // ---------------------------------------------------------------- what a transport provides
+
+    /**
+     * Writes one message as one frame. May be called from several threads; the transport keeps frames whole.
+     *
+     * @throws IOException if writing fails (the connection is then closed by this class)
+     */
+    protected abstract void writeMessage(Message message) throws IOException;
+
+    /**
+     * Reads the next message. Called by one thread at a time.
+     *
+     * @param waitNanos how long to wait for a frame to begin; once it has begun, the transport's own read
+     *     timeout applies
+     * @param tensorMemory where the tensors go, {@code null} for the default (pooled) memory
+     * @return the message, or {@code null} if no frame began in time
+     * @throws ConnectionClosedException if the peer closed the connection between frames
+     * @throws IOException if reading fails or the frame is malformed (the transport tells the peer first)
+     */
+    protected abstract Message readMessage(long waitNanos, SegmentAllocator tensorMemory) throws IOException;
+
+    /** Closes the transport; called once. */
+    protected abstract void closeTransport() throws IOException;
+
+    // ---------------------------------------------------------------- messages
+
+    @Override
+    public void send(Message message) throws IOException {
+        Objects.requireNonNull(message, "message");
+        ensureOpen();
+        try {
+            writeMessage(message);
+        } catch (IOException e) {
+            throw fail(e);
+        }
+    }
+
+    @Override
+    public Message receive() throws IOException {
+        return awaitMessage(Long.MAX_VALUE, null).orElseThrow();
+    }
+
+    @Override
+    public Message receive(SegmentAllocator tensorMemory) throws IOException {
+        Objects.requireNonNull(tensorMemory, "tensorMemory");
+        return awaitMessage(Long.MAX_VALUE, tensorMemory).orElseThrow();
+    }
+
+    @Override
+    public Optional<Message> receive(Duration timeout) throws IOException {
+        return awaitMessage(System.nanoTime() + Math.max(1, timeout.toNanos()), null);
+    }
+
+    /** Waits until a message for {@code receive} is there, reading when nobody else does. */
+    private Optional<Message> awaitMessage(long deadline, SegmentAllocator tensorMemory) throws IOException {
+        while (true) {
+            stateLock.lock();
+            try {
+                Message queued = inbox.pollFirst();
+                if (queued != null) {
+                    return Optional.of(forReceive(queued));
+                }
+            } finally {
+                stateLock.unlock();
+            }
+            ensureOpen();
+            long remaining = deadline == Long.MAX_VALUE ? Long.MAX_VALUE : deadline - System.nanoTime();
+            if (remaining <= 0) {
+                return Optional.empty();
+            }
+            if (readerLock.tryLock()) {
+                Message unmatched;
+                try {
+                    Message read = readOne(remaining, tensorMemory);
+                    unmatched = read == null ? null : route(read);
+                } finally {
+                    releaseReader();
+                }
+                if (unmatched != null) {
+                    return Optional.of(forReceive(unmatched));
+                }
+            } else {
+                awaitChange(remaining, () -> !hasInbox());
+            }
+        }
+    }
+
+    /** An error message that answers no outstanding call is raised to the receiver. */
+    private static Message forReceive(Message message) throws RemoteErrorException {
+        if (message.type().equals(MessageType.ERROR)) {
+            throw remoteError(message);
+        }
+        return message;
+    }
+
+    // ---------------------------------------------------------------- calls
+
+    @Override
+    public Message request(Message request) throws IOException {
+        return request(request, defaultDeadline);
+    }
+
+    @Override
+    public Message request(Message request, Duration deadline) throws IOException {
+        requirePositive(deadline, "deadline");
+        long deadlineNanos = System.nanoTime() + deadline.toNanos();
+        Call call = start(request, deadline);
+        while (true) {
+            if (call.future.isDone()) {
+                return result(call);
+            }
+            long remaining = deadlineNanos - System.nanoTime();
+            if (remaining <= 0) {
+                expire(call);
+                return result(call);
+            }
+            if (readerLock.tryLock()) {
+                try {
+                    if (!call.future.isDone()) {
+                        Message read = readOne(remaining, null);
+                        if (read != null) {
+                            queue(route(read));
+                        }
+                    }
+                } catch (IOException e) {
+                    if (!call.future.isDone()) {
+                        throw e;
+                    }
+                } finally {
+                    releaseReader();
+                }
+            } else {
+                awaitChange(remaining, () -> !call.future.isDone());
+            }
+        }
+    }
+
+    @Override
+    public CompletableFuture<Message> requestAsync(Message request) throws IOException {
+        return requestAsync(request, defaultDeadline);
+    }
+
+    @Override
+    public CompletableFuture<Message> requestAsync(Message request, Duration deadline) throws IOException {
+        requirePositive(deadline, "deadline");
+        Call call = start(request, deadline);
+        ScheduledFuture<?> timer = TIMERS.schedule(() -> expire(call), deadline.toNanos(), TimeUnit.NANOSECONDS);
+        call.future.whenComplete((reply, error) -> {
+            timer.cancel(false);
+            if (error instanceof CancellationException) {
+                expire(call);
+            }
+        });
+        pumpIfNobodyReads();
+        return call.future;
+    }
+
+    @Override
+    public long lateReplies() {
+        return lateReplies.get();
+    }
+
+    /** Registers the call before sending, so that even an instant reply finds it. */
+    private Call start(Message request, Duration deadline) throws IOException {
+        Objects.requireNonNull(request, "request");
+        ensureOpen();
+        String id = request.id().orElse(null);
+        Message outgoing = request;
+        if (id == null) {
+            id = idPrefix + Long.toString(nextCallId.incrementAndGet(), 36);
+            outgoing = request.toBuilder().id(id).build();
+        }
+        Call call = new Call(id, deadline);
+        if (calls.putIfAbsent(id, call) != null) {
+            throw new IllegalArgumentException("a call with id '" + id + "' is already outstanding on " + peer);
+        }
+        try {
+            if (peerCorrelates) {
+                send(outgoing);
+            } else {
+                synchronized (sendOrder) { // the order of sending is the order an in-order peer answers in
+                    send(outgoing);
+                    sendOrder.addLast(call);
+                }
+            }
+        } catch (IOException | RuntimeException e) {
+            calls.remove(id);
+            throw e;
+        }
+        return call;
+    }
+
+    private Message result(Call call) throws IOException {
+        try {
+            return call.future.get();
+        } catch (ExecutionException e) {
+            Throwable cause = e.getCause();
+            if (cause instanceof IOException io) {
+                // Rethrown on the caller's thread, so that its stack shows where the call was made.
+                io.addSuppressed(new Exception("in the call to " + peer));
+                throw io;
+            }
+            throw new IOException(cause);
+        } catch (CancellationException e) {
+            throw new ConnectionClosedException("call " + call.id + " to " + peer + " was cancelled");
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            expire(call);
+            java.io.InterruptedIOException interrupted = new java.io.InterruptedIOException(
+                    "interrupted while waiting for the reply to " + call.id + " from " + peer);
+            interrupted.initCause(e);
+            throw interrupted;
+        }
+    }
+
+    /** Ends a call without a reply; a reply that comes later is dropped and counted. */
+    private void expire(Call call) {
+        if (calls.remove(call.id, call)) {
+            expired.add(call.id);
+            call.future.completeExceptionally(new DeadlineExceededException(call.id, peer, call.deadline));
+            signal();
+        }
+    }
+
+    // ---------------------------------------------------------------- reading and routing
+
+    /** Reads one message while holding the reader lock; handles control messages and liveness. */
+    private Message readOne(long waitNanos, SegmentAllocator tensorMemory) throws IOException {
+        Message message;
+        try {
+            message = readMessage(waitNanos, tensorMemory);
+        } catch (IOException e) {
+            throw fail(e);
+        }
+        if (message == null) {
+            return null;
+        }
+        lastReceivedNanos = System.nanoTime();
+        pingSentNanos = 0; // any frame shows the peer is alive
+        if (message.type().equals(PING)) {
+            try {
+                send(Message.builder(PONG).replyTo(message).build());
+            } catch (IOException e) {
+                throw fail(e);
+            }
+            return null;
+        }
+        if (message.type().equals(PONG)) {
+            return null;
+        }
+        if (tensorMemory != null && message.replyTo().map(calls::containsKey).orElse(false)) {
+            // Read into the receive caller's memory, but it answers a call: give the call its own copy.
+            message = copyToOwnMemory(message);
+        }
+        return message;
+    }
+
+    /**
+     * Gives a message to whoever it belongs to.
+     *
+     * @return the message if it is for {@code receive}, {@code null} if it went to a call or was dropped
+     */
+    private Message route(Message message) throws IOException {
+        String replyTo = message.replyTo().orElse(null);
+        boolean isError = message.type().equals(MessageType.ERROR);
+        if (replyTo == null && !isError && !peerCorrelates) {
+            Call oldest = oldestOutstanding();
+            if (oldest != null && calls.remove(oldest.id, oldest)) {
+                oldest.future.complete(message);
+                signal();
+                return null;
+            }
+        }
+        if (replyTo != null && !peerCorrelates) {
+            peerCorrelates = true;
+            synchronized (sendOrder) {
+                sendOrder.clear();
+            }
+        }
+        if (replyTo != null) {
+            Call call = calls.remove(replyTo);
+            if (call != null) {
+                if (isError) {
+                    call.future.completeExceptionally(remoteError(message));
+                } else {
+                    call.future.complete(message);
+                }
+                signal();
+                return null;
+            }
+            if (expired.remove(replyTo)) {
+                lateReplies.incrementAndGet();
+                message.close();
+                return null;
+            }
+        }
+        if (isError && replyTo == null) {
+            // An error that answers nothing is the peer's last word before it closes the connection.
+            throw fail(remoteError(message));
+        }
+        return message;
+    }
+
+    /**
+     * The oldest call still outstanding, for a peer that never sets {@code reply_to} (the original module, or
+     * an older netutils): such a peer answers in order, so its next message answers the oldest call.
+     */
+    private Call oldestOutstanding() {
+        synchronized (sendOrder) {
+            Call call;
+            while ((call = sendOrder.peekFirst()) != null) {
+                if (!call.future.isDone()) {
+                    sendOrder.pollFirst();
+                    return call;
+                }
+                sendOrder.pollFirst();
+            }
+            return null;
+        }
+    }
+
+    private static RemoteErrorException remoteError(Message message) {
+        try {
+            RemoteErrors.check(message);
+            throw new IllegalStateException("not an error message: " + message);
+        } catch (RemoteErrorException e) {
+            return e;
+        }
+    }
+
+    private void queue(Message message) {
+        if (message == null) {
+            return;
+        }
+        stateLock.lock();
+        try {
+            inbox.addLast(message);
+            changed.signalAll();
+        } finally {
+            stateLock.unlock();
+        }
+    }
+
+    private boolean hasInbox() {
+        stateLock.lock();
+        try {
+            return !inbox.isEmpty();
+        } finally {
+            stateLock.unlock();
+        }
+    }
+
+    private void releaseReader() {
+        readerLock.unlock();
+        signal();
+        if (!calls.isEmpty()) {
+            pumpIfNobodyReads(); // asynchronous calls may be left with nobody reading
+        }
+    }
+
+    private void signal() {
+        stateLock.lock();
+        try {
+            changed.signalAll();
+        } finally {
+            stateLock.unlock();
+        }
+    }
+
+    /** Waits while {@code stillWaiting} holds and another thread is the reader, at most {@code nanos}. */
+    private void awaitChange(long nanos, java.util.function.BooleanSupplier stillWaiting) throws IOException {
+        stateLock.lock();
+        try {
+            long remaining = nanos;
+            while (stillWaiting.getAsBoolean() && readerLock.isLocked() && remaining > 0 && !closed.get()) {
+                remaining = changed.awaitNanos(remaining);
+            }
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new java.io.InterruptedIOException("interrupted while waiting on " + peer);
+        } finally {
+            stateLock.unlock();
+        }
+    }
+
+    /** Makes sure someone reads while asynchronous calls or a ping are outstanding. */
+    private void pumpIfNobodyReads() {
+        if (readerLock.isLocked() || !pumping.compareAndSet(false, true)) {
+            return;
+        }
+        Thread.ofVirtual().name("netutils-reader-" + peer).start(() -> {
+            try {
+                while (!closed.get() && (!calls.isEmpty() || pingSentNanos != 0)) {
+                    if (readerLock.tryLock()) {
+                        try {
+                            Message read = readOne(TimeUnit.MILLISECONDS.toNanos(50), null);
+                            if (read != null) {
+                                queue(route(read));
+                            }
+                        } finally {
+                            releaseReader();
+                        }
+                    } else {
+                        awaitChange(TimeUnit.MILLISECONDS.toNanos(50), () -> true);
+                    }
+                }
+            } catch (IOException e) {
+                // fail() has already ended the connection and every call with this reason.
+            } finally {
+                pumping.set(false);
+            }
+            if (!closed.get() && !calls.isEmpty()) {
+                pumpIfNobodyReads(); // a call started just as this reader was leaving
+            }
+        });
+    }
+
+    private Message copyToOwnMemory(Message message) {
+        Message.Builder copy = message.toBuilder();
+        message.tensors().forEach((name, tensor) ->
+                copy.tensor(name, Tensor.copyOf(tensor.dtype(), tensor.data(), tensor.shape())));
+        return copy.build();
+    }
+
+    // ---------------------------------------------------------------- liveness and closing
+
+    private void keepaliveTick() {
+        if (closed.get()) {
+            return;
+        }
+        long now = System.nanoTime();
+        long sent = pingSentNanos;
+        if (sent != 0) {
+            if (now - sent > keepaliveTimeoutNanos && !hasInbox()) {
+                fail(new ConnectionClosedException("peer " + peer + " did not answer a keepalive ping within "
+                        + Duration.ofNanos(keepaliveTimeoutNanos) + " (after " + Duration.ofNanos(now - lastReceivedNanos)
+                        + " of silence): it is gone or unreachable"));
+            }
+            return;
+        }
+        if (now - lastReceivedNanos >= keepaliveIntervalNanos) {
+            pingSentNanos = now;
+            // Not on the shared timer thread: a send may block for the write timeout when the peer does not read.
+            Thread.ofVirtual().name("netutils-ping-" + peer).start(() -> {
+                try {
+                    send(Message.builder(PING).id(idPrefix + "ping").build());
+                    pumpIfNobodyReads();
+                } catch (IOException | RuntimeException e) {
+                    // send() has already closed the connection with the reason.
+                }
+            });
+        }
+    }
+
+    /** Ends the connection because of {@code cause}: every call fails with it; returns it for throwing. */
+    protected final IOException fail(IOException cause) {
+        if (failure == null) {
+            failure = cause;
+        }
+        closeQuietly();
+        for (Call call : calls.values()) {
+            if (calls.remove(call.id, call)) {
+                ConnectionClosedException lost = new ConnectionClosedException("connection to " + peer
+                        + " failed before the reply to " + call.id + " came (the request is not resent): "
+                        + cause.getMessage());
+                lost.initCause(cause);
+                call.future.completeExceptionally(lost);
+            }
+        }
+        signal();
+        return cause;
+    }
+
+    private void ensureOpen() throws ConnectionClosedException {
+        if (closed.get()) {
+            IOException why = failure;
+            ConnectionClosedException e = new ConnectionClosedException("connection to " + peer + " is closed"
+                    + (why != null ? ": " + why.getMessage() : ""));
+            if (why != null) {
+                e.initCause(why);
+            }
+            throw e;
+        }
+    }
+
+    @Override
+    public boolean isOpen() {
+        return !closed.get();
+    }
+
+    @Override
+    public String peer() {
+        return peer;
+    }
+
+    @Override
+    public void close() throws IOException {
+        if (closed.compareAndSet(false, true)) {
+            if (keepalive != null) {
+                keepalive.cancel(false);
+            }
+            try {
+                closeTransport();
+            } finally {
+                if (failure == null) {
+                    fail(new ConnectionClosedException("connection to " + peer + " was closed here"));
+                }
+                signal();
+                stateLock.lock();
+                try {
+                    inbox.forEach(Message::close);
+                    inbox.clear();
+                } finally {
+                    stateLock.unlock();
+                }
+            }
+        }
+    }
+
+    private void closeQuietly() {
+        try {
+            close();
+        } catch (IOException ignored) {
+            // Closing is best effort once the connection has failed.
+        }
+    }
+
+    /** One outstanding call. */
+    private static final class Call {
+        final String id;
+        final Duration deadline;
+        final CompletableFuture<Message> future = new CompletableFuture<>();
+
+        Call(String id, Duration deadline) {
+            this.id = id;
+            this.deadline = deadline;
+        }
+    }
+}

@@ -1,0 +1,129 @@
+package netutils.transport.tcp;
+
+import java.time.Duration;
+import java.util.Objects;
+import java.util.concurrent.ThreadFactory;
+
+/**
+ * What a {@link TcpServer} adds to the per-connection {@link TcpOptions}: how many connections it serves, how
+ * much memory their frames may claim, which threads serve them, and how long {@link TcpServer#close()} lets
+ * messages in flight finish. A value; made with {@link #builder()}.
+ *
+ * <table>
+ * <caption>Defaults</caption>
+ * <tr><th>option</th><th>default</th><th>meaning</th></tr>
+ * <tr><td>connection</td><td>{@link TcpOptions#defaults()}</td><td>the options of each connection</td></tr>
+ * <tr><td>maxConnections</td><td>1024</td><td>connections served at once; more are told SERVER_BUSY</td></tr>
+ * <tr><td>maxBytesInFlight</td><td>max(2 GiB, maxFrameBytes)</td><td>frame bodies being received at once,
+ *     over all connections; a frame waits for room before its memory is allocated</td></tr>
+ * <tr><td>connectionThreads</td><td>platform threads for the first 16 connections, virtual threads beyond</td>
+ *     <td>the thread serving each connection (see {@link Builder#connectionThreads})</td></tr>
+ * <tr><td>shutdownGrace</td><td>5 s</td><td>how long {@code close()} lets messages that have arrived be
+ *     answered</td></tr>
+ * </table>
+ *
+ * @param connection the options of each connection
+ * @param maxConnections connections served at once
+ * @param maxBytesInFlight bytes of frame bodies being received at once over all connections
+ * @param connectionThreads makes the thread that serves a connection; {@code null} for the default mix
+ * @param shutdownGrace how long {@link TcpServer#close()} waits for messages in flight
+ */
+public record TcpServerOptions(TcpOptions connection, int maxConnections, long maxBytesInFlight,
+        ThreadFactory connectionThreads, Duration shutdownGrace) {
+    /** How many connections get a platform thread by default: they wake sooner than virtual threads. */
+    public static final int DEFAULT_PLATFORM_THREADS = 16;
+
+    private static final TcpServerOptions DEFAULTS = builder().build();
+
+    /** Checks every setting. */
+    public TcpServerOptions {
+        Objects.requireNonNull(connection, "connection");
+        if (maxConnections <= 0) {
+            throw new IllegalArgumentException("maxConnections must be positive, got " + maxConnections);
+        }
+        if (maxBytesInFlight < connection.maxFrameBytes()) {
+            throw new IllegalArgumentException("maxBytesInFlight (" + maxBytesInFlight + ") must be at least "
+                    + "maxFrameBytes (" + connection.maxFrameBytes() + "), or one frame could never be received");
+        }
+        if (shutdownGrace.isNegative()) {
+            throw new IllegalArgumentException("shutdownGrace must not be negative, got " + shutdownGrace);
+        }
+    }
+
+    /** The defaults. */
+    public static TcpServerOptions defaults() {
+        return DEFAULTS;
+    }
+
+    /** The defaults with {@code connection} as the options of each connection. */
+    public static TcpServerOptions of(TcpOptions connection) {
+        return builder().connection(connection).build();
+    }
+
+    /** A builder starting from the defaults. */
+    public static Builder builder() {
+        return new Builder();
+    }
+
+    /** Builds {@link TcpServerOptions}. */
+    public static final class Builder {
+        private TcpOptions connection = TcpOptions.defaults();
+        private int maxConnections = 1024;
+        private long maxBytesInFlight;
+        private ThreadFactory connectionThreads;
+        private Duration shutdownGrace = Duration.ofSeconds(5);
+
+        private Builder() {
+        }
+
+        /** The options of each connection. */
+        public Builder connection(TcpOptions options) {
+            this.connection = Objects.requireNonNull(options, "options");
+            return this;
+        }
+
+        /** Connections served at once (positive); more are told {@code SERVER_BUSY}. */
+        public Builder maxConnections(int connections) {
+            if (connections <= 0) {
+                throw new IllegalArgumentException("maxConnections must be positive, got " + connections);
+            }
+            this.maxConnections = connections;
+            return this;
+        }
+
+        /** Bytes of frame bodies being received at once over all connections; at least {@code maxFrameBytes}. */
+        public Builder maxBytesInFlight(long bytes) {
+            if (bytes <= 0) {
+                throw new IllegalArgumentException("maxBytesInFlight must be positive, got " + bytes);
+            }
+            this.maxBytesInFlight = bytes;
+            return this;
+        }
+
+        /**
+         * Makes the thread that serves each connection. By default the first {@value #DEFAULT_PLATFORM_THREADS}
+         * connections at a time get a platform thread, which wakes sooner when bytes arrive (tens of microseconds
+         * on a small VM, see the README's benchmark), and the rest get virtual threads, which cost little and scale
+         * to thousands. Give {@code Thread.ofVirtual().factory()} for virtual threads only.
+         */
+        public Builder connectionThreads(ThreadFactory factory) {
+            this.connectionThreads = Objects.requireNonNull(factory, "factory");
+            return this;
+        }
+
+        /** How long {@link TcpServer#close()} lets messages that have arrived be answered (zero: not at all). */
+        public Builder shutdownGrace(Duration grace) {
+            if (grace.isNegative()) {
+                throw new IllegalArgumentException("shutdownGrace must not be negative, got " + grace);
+            }
+            this.shutdownGrace = grace;
+            return this;
+        }
+
+        /** The options. */
+        public TcpServerOptions build() {
+            long inFlight = maxBytesInFlight > 0 ? maxBytesInFlight : Math.max(2L << 30, connection.maxFrameBytes());
+            return new TcpServerOptions(connection, maxConnections, inFlight, connectionThreads, shutdownGrace);
+        }
+    }
+}

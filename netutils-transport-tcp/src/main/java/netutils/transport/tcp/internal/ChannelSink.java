@@ -1,0 +1,86 @@
+package netutils.transport.tcp.internal;
+
+import java.io.IOException;
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.nio.ByteBuffer;
+import java.nio.channels.SocketChannel;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.locks.ReentrantLock;
+import netutils.api.internal.Memory;
+import netutils.api.wire.EncodedFrame;
+
+/**
+ * The writing half of a TCP connection, symmetric to {@link ChannelSource}. Frames go out whole, one at a time
+ * (a lock); a small frame is gathered into one direct scratch buffer and sent with one system call, a large one
+ * is written straight from tensor memory with gathering writes of at most {@link ChannelSource#IO_CALL} bytes
+ * per call. The {@link IoWatchdog} ends a write that makes no progress.
+ */
+final class ChannelSink {
+    private static final int SCRATCH_SIZE = 64 * 1024;
+    /** The kernel limits how many buffers one gathering write takes, and the JDK copies long arrays. */
+    private static final int MAX_GATHER = 64;
+
+    private final SocketChannel channel;
+    private final IoWatchdog watchdog;
+    private final ReentrantLock lock = new ReentrantLock();
+    private final ByteBuffer scratch = ByteBuffer.allocateDirect(SCRATCH_SIZE); // guarded by lock
+
+    ChannelSink(SocketChannel channel, IoWatchdog watchdog) {
+        this.channel = channel;
+        this.watchdog = watchdog;
+    }
+
+    void write(EncodedFrame frame) throws IOException {
+        lock.lock();
+        try {
+            watchdog.writeStarted();
+            if (frame.frameLength() <= SCRATCH_SIZE) {
+                frame.copyTo(MemorySegment.ofBuffer(scratch.clear()));
+                scratch.limit((int) frame.frameLength());
+                while (scratch.hasRemaining()) {
+                    progress(channel.write(scratch));
+                }
+                return;
+            }
+            try (Arena heapCopies = Arena.ofConfined()) {
+                List<ByteBuffer> views = new ArrayList<>();
+                for (MemorySegment piece : frame.pieces()) {
+                    for (long at = 0; at < piece.byteSize(); at += ChannelSource.IO_CALL) {
+                        MemorySegment part = piece.asSlice(at, Math.min(ChannelSource.IO_CALL, piece.byteSize() - at));
+                        views.add(Memory.view(part, heapCopies));
+                    }
+                }
+                gatherWrite(views.toArray(ByteBuffer[]::new));
+            }
+        } finally {
+            watchdog.writeEnded();
+            lock.unlock();
+        }
+    }
+
+    /** Writes every buffer, each call taking consecutive buffers of at most IO_CALL bytes in all. */
+    private void gatherWrite(ByteBuffer[] buffers) throws IOException {
+        int first = 0;
+        while (first < buffers.length) {
+            int count = 1;
+            long bytes = buffers[first].remaining();
+            while (first + count < buffers.length && count < MAX_GATHER
+                    && bytes + buffers[first + count].remaining() <= ChannelSource.IO_CALL) {
+                bytes += buffers[first + count].remaining();
+                count++;
+            }
+            progress(channel.write(buffers, first, count));
+            while (first < buffers.length && !buffers[first].hasRemaining()) {
+                first++;
+            }
+        }
+    }
+
+    private void progress(long written) {
+        if (written > 0) {
+            watchdog.writeStarted(); // progress: the stall clock starts again
+        }
+    }
+}
