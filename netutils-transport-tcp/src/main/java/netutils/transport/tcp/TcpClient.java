@@ -5,6 +5,8 @@ import java.net.ConnectException;
 import java.net.InetSocketAddress;
 import java.net.SocketTimeoutException;
 import java.nio.channels.SocketChannel;
+import java.util.List;
+import java.util.function.Consumer;
 import netutils.api.Connection;
 import netutils.transport.tcp.internal.TcpConnection;
 
@@ -39,6 +41,25 @@ public final class TcpClient {
 
     /** Connects to {@code address}; see {@link #connect(String, int, TcpOptions)}. */
     public static Connection connect(InetSocketAddress address, TcpOptions options) throws IOException {
+        return openConnection(address, options);
+    }
+
+    /**
+     * A connection that connects again when it loses its peer, to the next of {@code addresses} each time an
+     * attempt fails, waiting as {@code policy} says between attempts. Calls in flight when it is lost fail with
+     * a {@link netutils.api.ConnectionClosedException} (they are never resent: a call is not known to be
+     * idempotent); calls made while reconnecting wait for the new connection up to their deadline. The
+     * {@code listener} hears every {@link ConnectionState} change, on the thread that made it, so that session
+     * state the peer keeps (a KV cache) can be set up again after {@link ConnectionState#CONNECTED}.
+     *
+     * @throws IOException if none of the addresses can be reached now
+     */
+    public static Connection connect(List<InetSocketAddress> addresses, TcpOptions options, ReconnectPolicy policy,
+            Consumer<ConnectionState> listener) throws IOException {
+        return ReconnectingConnection.open(addresses, options, policy, listener);
+    }
+
+    static TcpConnection openConnection(InetSocketAddress address, TcpOptions options) throws IOException {
         if (address.isUnresolved()) {
             throw new ConnectException("cannot connect to " + address.getHostString() + ":" + address.getPort()
                     + ": unknown host");

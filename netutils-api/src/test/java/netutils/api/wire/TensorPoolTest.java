@@ -1,0 +1,88 @@
+package netutils.api.wire;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import netutils.api.DType;
+import netutils.api.MemoryLease;
+import netutils.api.Message;
+import netutils.api.MessageType;
+import netutils.api.Tensor;
+import org.junit.jupiter.api.Test;
+
+/** The pool lends memory to one message at a time and takes it back only on release. */
+class TensorPoolTest {
+    private static final long MIB = 1 << 20;
+
+    @Test
+    void sizeClassesWasteAtMostAQuarter() {
+        for (long bytes : new long[] {65_537, MIB, MIB + 1, 3 * MIB + 5, 256 * MIB, 300 * MIB + 7}) {
+            long size = TensorPool.sizeClass(bytes);
+            assertThat(size).isBetween(bytes, bytes + bytes / 4);
+        }
+        assertThat(TensorPool.sizeClass(256 * MIB)).isEqualTo(256 * MIB);
+    }
+
+    @Test
+    void memoryOfAnUnreleasedMessageIsNeverLentAgain() {
+        TensorPool pool = new TensorPool(1L << 30);
+        TensorPool.Lending first = pool.lend("test");
+        MemorySegment a = first.allocate(MIB, 64);
+        a.fill((byte) 7);
+        MemoryLease held = first.lease();
+        for (int i = 0; i < 5; i++) {
+            TensorPool.Lending next = pool.lend("test");
+            MemorySegment b = next.allocate(MIB, 64);
+            assertThat(b.address()).isNotEqualTo(a.address());
+            b.fill((byte) i);
+            next.lease().release();
+        }
+        assertThat(a.get(ValueLayout.JAVA_BYTE, MIB - 1)).as("the held message's bytes").isEqualTo((byte) 7);
+        held.release();
+        TensorPool.Lending after = pool.lend("test");
+        assertThat(after.allocate(MIB, 64).address()).as("released memory is reused, most recent first")
+                .isEqualTo(a.address());
+    }
+
+    @Test
+    void aReleasedMessageRefusesAccessInsteadOfReadingRecycledBytes() {
+        TensorPool pool = new TensorPool(1L << 30);
+        TensorPool.Lending lending = pool.lend("test");
+        MemorySegment memory = lending.allocate(MIB, 64);
+        Message message = Message.builder(MessageType.KV_CACHE)
+                .tensor("k", Tensor.wrap(DType.U8, memory, MIB)).lease(lending.lease()).build();
+        Tensor k = message.tensor("k");
+        assertThat(k.data().byteSize()).isEqualTo(MIB);
+        message.close();
+        message.close(); // twice is fine
+        assertThatThrownBy(k::data).isInstanceOf(IllegalStateException.class).hasMessageContaining("closed");
+        assertThatThrownBy(k::toByteArray).isInstanceOf(IllegalStateException.class);
+        assertThatThrownBy(() -> message.data().asByteBuffer()).isInstanceOf(IllegalStateException.class);
+        assertThat(k.toString()).contains("released");
+    }
+
+    @Test
+    void idleMemoryIsCapped() {
+        TensorPool pool = new TensorPool(3 * MIB);
+        MemoryLease[] leases = new MemoryLease[5];
+        for (int i = 0; i < leases.length; i++) {
+            TensorPool.Lending lending = pool.lend("test");
+            lending.allocate(MIB, 64);
+            leases[i] = lending.lease();
+        }
+        for (MemoryLease lease : leases) {
+            lease.release();
+        }
+        assertThat(pool.idleBytes()).isEqualTo(3 * MIB);
+    }
+
+    @Test
+    void smallTensorsStayOnTheHeapAndNeedNoLease() {
+        TensorPool.Lending lending = new TensorPool(MIB).lend("test");
+        MemorySegment small = lending.allocate(Tensor.HEAP_LIMIT, 64);
+        assertThat(small.isNative()).isFalse();
+        assertThat(lending.lease()).isNull();
+    }
+}

@@ -1,0 +1,241 @@
+package netutils.transport.tcp;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+import java.io.IOException;
+import java.io.InputStream;
+import java.net.InetAddress;
+import java.net.InetSocketAddress;
+import java.net.ServerSocket;
+import java.net.Socket;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Set;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.CopyOnWriteArrayList;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.ThreadLocalRandom;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicInteger;
+import netutils.api.Connection;
+import netutils.api.ConnectionClosedException;
+import netutils.api.ConnectionHandler;
+import netutils.api.DeadlineExceededException;
+import netutils.api.Message;
+import netutils.api.MessageType;
+import netutils.api.RemoteErrorException;
+import netutils.api.Tensor;
+import org.junit.jupiter.api.Test;
+
+/** Correlated calls, deadlines, keepalive and reconnect over real loopback sockets. */
+class TcpCallsTest {
+    private static final MessageType SILENT = MessageType.of("silent");
+    private static final MessageType SLOW = MessageType.of("slow");
+
+    /** Answers with the request's value plus one, after a random delay; "silent" gets no answer, "slow" a late one. */
+    private static final ConnectionHandler OUT_OF_ORDER = ConnectionHandler.ofConcurrentRequests(request -> {
+        if (request.type().equals(SILENT)) {
+            return null;
+        }
+        if (request.type().equals(SLOW)) {
+            Thread.sleep(600);
+        } else {
+            Thread.sleep(ThreadLocalRandom.current().nextInt(3));
+        }
+        return Message.builder(MessageType.KV_INDEX).tensor("data", Tensor.scalar(request.data().longValue() + 1))
+                .meta("caller", request.meta("caller").orElse("?")).build();
+    }, 64);
+
+    @Test
+    void thirtyTwoThreadsTimesAThousandCallsEachGetExactlyTheirOwnReply() throws Exception {
+        try (TcpServer server = TcpServer.bind(0).serve(OUT_OF_ORDER);
+                Connection client = TcpClient.connect("127.0.0.1", server.port())) {
+            Set<String> answered = ConcurrentHashMap.newKeySet();
+            AtomicInteger wrong = new AtomicInteger();
+            List<Thread> threads = new ArrayList<>();
+            for (int t = 0; t < 32; t++) {
+                String caller = "t" + t;
+                threads.add(Thread.ofPlatform().start(() -> {
+                    for (int i = 0; i < 1000; i++) {
+                        long value = (long) caller.hashCode() * 10_000 + i;
+                        try {
+                            Message reply = client.request(Message.builder(MessageType.KV_INDEX)
+                                    .tensor("data", Tensor.scalar(value)).meta("caller", caller).build(),
+                                    Duration.ofSeconds(30));
+                            if (reply.data().longValue() != value + 1 || !reply.meta("caller").orElse("").equals(caller)
+                                    || !answered.add(caller + "/" + i)) {
+                                wrong.incrementAndGet();
+                            }
+                        } catch (IOException e) {
+                            wrong.incrementAndGet();
+                        }
+                    }
+                }));
+            }
+            for (Thread thread : threads) {
+                thread.join();
+            }
+            assertThat(wrong.get()).as("replies that were wrong, duplicated or missing").isZero();
+            assertThat(answered).hasSize(32_000);
+            assertThat(client.lateReplies()).isZero();
+        }
+    }
+
+    @Test
+    void aCallWithoutAnswerEndsAtItsDeadlineAndTheConnectionGoesOn() throws Exception {
+        try (TcpServer server = TcpServer.bind(0).serve(OUT_OF_ORDER);
+                Connection client = TcpClient.connect("127.0.0.1", server.port())) {
+            long start = System.nanoTime();
+            assertThatThrownBy(() -> client.request(Message.of(SILENT), Duration.ofMillis(300)))
+                    .isInstanceOf(DeadlineExceededException.class).hasMessageContaining("within PT0.3S");
+            long elapsedMillis = TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - start);
+            assertThat(elapsedMillis).isBetween(300L, 400L);
+            assertThat(client.request(Message.of(MessageType.KV_INDEX, Tensor.scalar(1))).data().longValue())
+                    .isEqualTo(2);
+            assertThat(client.isOpen()).isTrue();
+        }
+    }
+
+    @Test
+    void aLateReplyIsDroppedAndCountedNotGivenToTheNextCaller() throws Exception {
+        try (TcpServer server = TcpServer.bind(0).serve(OUT_OF_ORDER);
+                Connection client = TcpClient.connect("127.0.0.1", server.port())) {
+            assertThatThrownBy(() -> client.request(Message.of(SLOW, Tensor.scalar(100)), Duration.ofMillis(100)))
+                    .isInstanceOf(DeadlineExceededException.class);
+            // Calls made while the late reply is on its way get their own replies.
+            for (int i = 0; i < 20; i++) {
+                assertThat(client.request(Message.of(MessageType.KV_INDEX, Tensor.scalar(i))).data().longValue())
+                        .isEqualTo(i + 1);
+                Thread.sleep(40);
+            }
+            assertThat(client.lateReplies()).isEqualTo(1);
+            assertThat(client.receive(Duration.ofMillis(50))).as("the late reply is not delivered").isEmpty();
+        }
+    }
+
+    @Test
+    void asyncCallsCompleteFailAtTheirDeadlineAndCanBeCancelled() throws Exception {
+        try (TcpServer server = TcpServer.bind(0).serve(OUT_OF_ORDER);
+                Connection client = TcpClient.connect("127.0.0.1", server.port())) {
+            List<CompletableFuture<Message>> calls = new ArrayList<>();
+            for (int i = 0; i < 200; i++) {
+                calls.add(client.requestAsync(Message.of(MessageType.KV_INDEX, Tensor.scalar(i))));
+            }
+            CompletableFuture<Message> silent = client.requestAsync(Message.of(SILENT), Duration.ofMillis(200));
+            CompletableFuture<Message> cancelled = client.requestAsync(Message.of(SLOW, Tensor.scalar(0)));
+            cancelled.cancel(true);
+            for (int i = 0; i < calls.size(); i++) {
+                assertThat(calls.get(i).get(10, TimeUnit.SECONDS).data().longValue()).isEqualTo(i + 1);
+            }
+            assertThatThrownBy(() -> silent.get(5, TimeUnit.SECONDS)).isInstanceOf(ExecutionException.class)
+                    .cause().isInstanceOf(DeadlineExceededException.class);
+            long waitUntil = System.nanoTime() + TimeUnit.SECONDS.toNanos(5);
+            while (client.lateReplies() == 0 && System.nanoTime() < waitUntil) {
+                client.request(Message.of(MessageType.KV_INDEX, Tensor.scalar(7)));
+                Thread.sleep(50);
+            }
+            assertThat(client.lateReplies()).as("the cancelled call's reply was dropped").isEqualTo(1);
+        }
+    }
+
+    @Test
+    void aHandlerFailureAnswersThatCallOnlyAndTheConnectionGoesOn() throws Exception {
+        ConnectionHandler picky = ConnectionHandler.ofRequests(request -> {
+            if (request.data().longValue() < 0) {
+                throw new IllegalArgumentException("negative position " + request.data().longValue());
+            }
+            return request;
+        });
+        try (TcpServer server = TcpServer.bind(0).serve(picky);
+                Connection client = TcpClient.connect("127.0.0.1", server.port())) {
+            assertThatThrownBy(() -> client.request(Message.of(MessageType.KV_INDEX, Tensor.scalar(-3))))
+                    .isInstanceOf(RemoteErrorException.class).hasMessageContaining("negative position -3");
+            assertThat(client.request(Message.of(MessageType.KV_INDEX, Tensor.scalar(3))).data().longValue())
+                    .isEqualTo(3);
+        }
+    }
+
+    @Test
+    void aPeerThatStopsAnsweringIsDetectedByKeepaliveWithoutAnyCall() throws Exception {
+        // A blackhole: accepts and then neither reads nor writes, like a frozen process or a dead route.
+        try (ServerSocket blackhole = new ServerSocket(0, 5, InetAddress.getLoopbackAddress())) {
+            Thread.ofVirtual().start(() -> {
+                try (Socket ignored = blackhole.accept()) {
+                    Thread.sleep(30_000);
+                } catch (IOException | InterruptedException e) {
+                    // test over
+                }
+            });
+            TcpOptions keepalive = TcpOptions.builder().keepalive(Duration.ofMillis(200), Duration.ofMillis(300)).build();
+            try (Connection client = TcpClient.connect("127.0.0.1", blackhole.getLocalPort(), keepalive)) {
+                long start = System.nanoTime();
+                while (client.isOpen() && System.nanoTime() - start < TimeUnit.SECONDS.toNanos(5)) {
+                    Thread.sleep(10);
+                }
+                long detectedMillis = TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - start);
+                assertThat(client.isOpen()).isFalse();
+                assertThat(detectedMillis).as("interval + timeout, plus a tick").isBetween(450L, 1000L);
+                assertThatThrownBy(() -> client.send(Message.of(MessageType.MASK)))
+                        .isInstanceOf(ConnectionClosedException.class).hasMessageContaining("keepalive");
+            }
+        }
+    }
+
+    @Test
+    void aPeerThatDiesIsDetectedAtOnceByTheCallWaitingForIt() throws Exception {
+        try (ServerSocket dying = new ServerSocket(0, 5, InetAddress.getLoopbackAddress())) {
+            Thread.ofVirtual().start(() -> {
+                try (Socket socket = dying.accept()) {
+                    InputStream in = socket.getInputStream();
+                    in.read(new byte[12]); // the request has begun: now die
+                    Thread.sleep(200);
+                    socket.setSoLinger(true, 0); // a reset, as when a process is killed
+                } catch (IOException | InterruptedException e) {
+                    // test over
+                }
+            });
+            try (Connection client = TcpClient.connect("127.0.0.1", dying.getLocalPort())) {
+                long start = System.nanoTime();
+                assertThatThrownBy(() -> client.request(Message.of(MessageType.MASK), Duration.ofSeconds(20)))
+                        .isInstanceOf(ConnectionClosedException.class).hasMessageContaining(client.peer());
+                assertThat(TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - start)).isLessThan(2000);
+                assertThat(client.isOpen()).isFalse();
+                assertThatThrownBy(() -> client.send(Message.of(MessageType.MASK)))
+                        .isInstanceOf(ConnectionClosedException.class).hasMessageContaining(client.peer());
+            }
+        }
+    }
+
+    @Test
+    void aReconnectingClientFailsCallsInFlightAndCarriesOnOnceTheServerIsBack() throws Exception {
+        ConnectionHandler slowEcho = ConnectionHandler.ofRequests(request -> {
+            Thread.sleep(20);
+            return request;
+        });
+        // A crash, not a graceful stop: no grace for the messages in flight.
+        TcpServer server = TcpServer.bind(new InetSocketAddress(InetAddress.getLoopbackAddress(), 0),
+                TcpServerOptions.builder().shutdownGrace(Duration.ZERO).build()).serve(slowEcho);
+        int port = server.port();
+        List<ConnectionState> states = new CopyOnWriteArrayList<>();
+        ReconnectPolicy fast = new ReconnectPolicy(Duration.ofMillis(50), Duration.ofMillis(200), 0.2, 0);
+        InetSocketAddress address = new InetSocketAddress(InetAddress.getLoopbackAddress(), port);
+        try (Connection client = TcpClient.connect(List.of(address), TcpOptions.defaults(), fast, states::add)) {
+            assertThat(client.request(Message.of(MessageType.KV_INDEX, Tensor.scalar(1))).data().longValue()).isEqualTo(1);
+            CompletableFuture<Message> inFlight = client.requestAsync(Message.of(MessageType.KV_INDEX, Tensor.scalar(2)));
+            server.close();
+            assertThatThrownBy(() -> inFlight.get(5, TimeUnit.SECONDS)).cause()
+                    .isInstanceOf(ConnectionClosedException.class).hasMessageContaining("not resent");
+            Thread.sleep(300); // the client tries and fails while nothing listens
+            try (TcpServer again = TcpServer.bind(address, TcpOptions.defaults()).serve(slowEcho)) {
+                assertThat(client.request(Message.of(MessageType.KV_INDEX, Tensor.scalar(3)), Duration.ofSeconds(10))
+                        .data().longValue()).isEqualTo(3);
+                assertThat(client.isOpen()).isTrue();
+            }
+        }
+        assertThat(states).containsExactly(ConnectionState.CONNECTED, ConnectionState.RECONNECTING,
+                ConnectionState.CONNECTED, ConnectionState.CLOSED);
+    }
+}
