@@ -351,6 +351,11 @@ class NetworkConnection:
 
     receive = receive_data
 
+    @property
+    def last_serializer(self):
+        """The envelope format ("json" or "msgpack") of the last frame received, None before any."""
+        return envelope.NAMES.get(self._last_serializer)
+
     def _tell_peer(self, problem):
         """Best effort: the peer learns why it is being disconnected."""
         try:
