@@ -11,6 +11,7 @@ from .connection import NetworkConnection, Server, accept_connection, create_ser
 from .dtypes import RawTensor
 from .errors import (ConnectionClosedError, FrameTooLargeError, Kind, NetutilsError, NetworkTimeout, ProtocolError,
                      RemoteError)
+from . import checksum
 from .checksum import ChecksumUnavailableError
 from .frames import MAX_BODY_LENGTH
 from .message import Message, MessageType

@@ -141,9 +141,11 @@ class NetworkConnection:
         for a frame to begin before closing); seconds, or None for no limit.
       max_frame_bytes (1 GiB, at most 4,294,967,295), max_envelope_bytes (16 MiB): larger frames are refused
         from their header.
-      tensors: what received tensors are: ``"auto"`` (default: numpy arrays; BF16 as torch.bfloat16 tensors
-        when PyTorch is importable, else RawTensor), ``"numpy"`` (numpy arrays; BF16 and F8 as RawTensor),
-        ``"torch"`` (torch tensors sharing the received memory; F8 as RawTensor on PyTorch before 2.1).
+      tensors: what received tensors are. ``"torch"``: torch tensors (sharing the received memory; F8 as
+        RawTensor on PyTorch before 2.1). ``"numpy"``: numpy arrays, and RawTensor (bit patterns) for BF16 and
+        F8, which numpy lacks. ``"auto"`` (default): ``"torch"`` if the program has imported torch when the
+        connection is made, else numpy arrays with BF16 as torch.bfloat16 when PyTorch is importable (else
+        RawTensor).
     """
 
     def __init__(self, host="127.0.0.1", port=5000, *, serializer="json", checksum=False, connect_timeout=10.0,
@@ -166,6 +168,7 @@ class NetworkConnection:
         self.max_frame_bytes = max_frame_bytes
         self.max_envelope_bytes = max_envelope_bytes
         self.tensors = dtypes.check_tensors_choice(tensors)
+        self._tensors = dtypes.resolve_tensors_choice(self.tensors)
         self.peer = None
         self._sock = None
         self._source = None
@@ -211,10 +214,13 @@ class NetworkConnection:
         self._closed = True
         sock = self._sock
         if sock is not None:
-            try:
-                sock.shutdown(socket.SHUT_RDWR)  # wakes another thread waiting on this socket in poll()
-            except OSError:
-                pass
+            if self._receive_lock.locked() or self._send_lock.locked():
+                # another thread waits on this socket in poll(), which a close alone does not wake. Only then:
+                # a shutdown would also end the connection for a child process that inherited the socket
+                try:
+                    sock.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
             try:
                 sock.close()
             except OSError:
@@ -327,7 +333,7 @@ class NetworkConnection:
                 raise ConnectionClosedError("peer %s closed the connection" % self.peer)
             try:
                 decoded = frames.read_frame(self._source, self.max_frame_bytes, self.max_envelope_bytes,
-                                            self.tensors)
+                                            self._tensors)
             except ProtocolError as e:
                 if e.kind != Kind.TRUNCATED:
                     self._tell_peer(e)

@@ -276,3 +276,12 @@ def check_tensors_choice(tensors):
     if tensors == "torch":
         import_torch("tensors='torch'")
     return tensors
+
+
+def resolve_tensors_choice(tensors):
+    """What "auto" means now: "torch" when the program has imported PyTorch (a PyTorch program gets PyTorch
+    tensors), else "auto" (numpy arrays, BF16 as torch.bfloat16 if PyTorch is importable). Decided once per
+    connection, so its messages do not change kind halfway."""
+    if tensors == "auto" and _torch() is not None:
+        return "torch"
+    return tensors

@@ -84,14 +84,16 @@ def encode(message, serializer="json", checksum_body=False):
         raise TypeError("send a netutils.Message, got %s (wrap data with Message(MessageType.x, data))"
                         % type(message).__name__)
     wire_id = envelope.serializer_id(serializer)
-    entries, tensors, offset = [], [], 0
+    # sizes first: a message too large for a frame is refused before any tensor is made contiguous
+    entries, offset = [], 0
     for name, value in message.tensors.items():
-        dtype, shape, array = dtypes.to_wire(value, "tensor %r" % name)
-        data = dtypes.byte_view(array)
+        _, dtype, shape = dtypes.normalize(value, "tensor %r" % name)
+        nbytes = dtypes.WIDTHS[dtype]
+        for dim in shape:
+            nbytes *= int(dim)
         start = align(offset)
-        entries.append((name, dtype, [int(d) for d in shape], start, data.size))
-        tensors.append((start - offset, data))
-        offset = start + data.size
+        entries.append((name, dtype, [int(d) for d in shape], start, nbytes))
+        offset = start + nbytes
     env = envelope.write(wire_id, str(message.type), message.id, message.reply_to, message.meta, entries)
     data_start = align(ENVELOPE_LENGTH_FIELD + len(env))
     body_length = data_start + offset
@@ -99,6 +101,13 @@ def encode(message, serializer="json", checksum_body=False):
         raise FrameTooLargeError("message needs a frame body of {:,} bytes, {:,} bytes over the {:,}-byte maximum"
                                  .format(body_length, body_length - MAX_BODY_LENGTH, MAX_BODY_LENGTH),
                                  body_length - MAX_BODY_LENGTH)
+    tensors, end = [], 0
+    for (name, dtype, _, start, nbytes), value in zip(entries, message.tensors.values()):
+        data = dtypes.byte_view(dtypes.to_wire(value, "tensor %r" % name)[2])
+        if data.size != nbytes:  # a tensor changed while being encoded
+            raise ValueError("tensor %r has %d bytes, %d when the envelope was written" % (name, data.size, nbytes))
+        tensors.append((start - end, data))
+        end = start + nbytes
     prefix = bytearray(HEADER_LENGTH + data_start)
     _HEADER.pack_into(prefix, 0, MAGIC, VERSION, wire_id, FLAG_CHECKSUM if checksum_body else 0, b"\0\0\0",
                       body_length)
@@ -372,7 +381,7 @@ class MemorySource:
 
 def decode_whole(raw_message, tensors="auto"):
     """The Message of a bytes-like object holding exactly one frame (Java's ``Message.fromRawMessage``)."""
-    dtypes.check_tensors_choice(tensors)
+    tensors = dtypes.resolve_tensors_choice(dtypes.check_tensors_choice(tensors))
     try:
         source = MemorySource(raw_message)
     except TypeError:

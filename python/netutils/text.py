@@ -15,7 +15,7 @@ import numpy
 
 from . import dtypes
 from .frames import _allocate, _message
-from .message import Message, MessageType, check_name
+from .message import MessageType, check_name
 
 
 def write(message):
@@ -50,7 +50,7 @@ def _string(parent, field, path, optional=False):
 
 
 def read(text, tensors="auto"):
-    dtypes.check_tensors_choice(tensors)
+    tensors = dtypes.resolve_tensors_choice(dtypes.check_tensors_choice(tensors))
     if isinstance(text, (bytes, bytearray)):
         text = text.decode("utf-8")
     try:
