@@ -40,6 +40,12 @@ _NUMPY_ADVICE = {
 }
 
 
+def contiguous(array):
+    """The array itself if C-contiguous, else a C-contiguous copy. (numpy.ascontiguousarray would turn a 0-d
+    array into a 1-d one: a scalar tensor must keep its shape [].)"""
+    return array if array.flags.c_contiguous else numpy.array(array, order="C")
+
+
 def check_dtype(name):
     """``name`` if it is a wire dtype, else ValueError naming the known ones."""
     if name not in WIDTHS:
@@ -104,8 +110,8 @@ class RawTensor:
             raise ValueError("rank %d is over the maximum of %d" % (bits.ndim, MAX_RANK))
         self.dtype = dtype
         # a view: the same bytes read as unsigned, little-endian (a big-endian input is byte-swapped, a copy)
-        self.bits = numpy.ascontiguousarray(bits).astype(want, copy=False) if bits.dtype.byteorder == ">" \
-            else numpy.ascontiguousarray(bits).view(want)
+        self.bits = contiguous(bits).astype(want, copy=False) if bits.dtype.byteorder == ">" \
+            else contiguous(bits).view(want)
 
     @property
     def shape(self):
@@ -121,7 +127,7 @@ class RawTensor:
         values = numpy.asarray(values)
         if values.dtype != numpy.float32:
             raise TypeError("bfloat16_from_float32 takes a float32 array, got %s" % values.dtype)
-        values = numpy.ascontiguousarray(values, dtype="<f4")
+        values = contiguous(values.astype("<f4", copy=False))
         words = values.view("<u4")
         inexact = numpy.flatnonzero(words & 0xFFFF)
         if inexact.size:
@@ -220,7 +226,7 @@ def to_wire(value, what="tensor"):
         array = value
         if array.dtype.byteorder == ">":
             array = array.astype(NUMPY[name])  # same values, bytes swapped to the wire's little-endian
-        return name, shape, numpy.ascontiguousarray(array)
+        return name, shape, contiguous(array)
     torch = _torch()
     tensor = value.detach()
     if tensor.is_conj():

@@ -9,7 +9,7 @@ import pytest
 
 from helpers import serving
 from netutils import Message, MessageType, NetworkConnection, RawTensor, of_requests
-from values import MESSAGE_TYPES, expected_messages
+from values import MESSAGE_TYPES, SHAPES, expected_messages
 
 ALL = list(expected_messages())
 
@@ -42,7 +42,7 @@ def test_every_type_and_dtype_round_trips_as_a_raw_frame(serializer, checksum):
         for name, value in tensors.items():
             got = back.tensors[name]
             assert type(got) is type(value)
-            assert got.shape == value.shape
+            assert got.shape == value.shape == tuple(SHAPES[name])
 
 
 @pytest.mark.parametrize("serializer", ["json", "msgpack"])

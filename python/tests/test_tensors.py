@@ -59,6 +59,15 @@ def test_raw_tensor_holds_bits_and_widens_bfloat16_exactly():
         RawTensor("F8_E4M3", numpy.zeros(2, dtype=numpy.uint8)).to_float32()
 
 
+def test_scalars_keep_their_empty_shape():
+    for value in (numpy.array(3, dtype=numpy.int64), RawTensor("BF16", numpy.array(0x3FC0, dtype=numpy.uint16)),
+                  RawTensor("F8_E4M3", numpy.array(7, dtype=numpy.uint8))):
+        assert value.shape == ()
+        raw = Message("t", value).to_raw_message()
+        assert b'"shape":[]' in raw
+        assert Message.from_raw_message(raw, tensors="numpy").data.shape == ()
+
+
 def test_received_dtypes_numpy_lacks_arrive_as_raw_tensors_with_tensors_numpy():
     for dtype in ("BF16", "F8_E4M3", "F8_E5M2"):
         bits = numpy.arange(6, dtype=numpy.uint16 if dtype == "BF16" else numpy.uint8).reshape(2, 3)

@@ -58,6 +58,9 @@ def main():
             start = time.perf_counter()
             reply = connection.request(Message(msg_type, data, id=request_id))
             millis = (time.perf_counter() - start) * 1000
+            if torch is not None and isinstance(reply.data if reply.tensors else None, torch.Tensor) \
+                    and reply.data.dtype != torch.bfloat16:
+                reply.tensors = {name: t.numpy() for name, t in reply.tensors.items()}  # numpy checks below
             ok = reply.reply_to == request_id and reply.type == msg_type \
                 and connection.last_serializer == args.serializer
             if msg_type == "hidden_state" and torch is not None and isinstance(data, torch.Tensor):
