@@ -171,27 +171,30 @@ class Decoded:
 
 
 def read_frame(source, max_body_length=MAX_BODY_LENGTH, max_envelope_length=DEFAULT_MAX_ENVELOPE_BYTES,
-               tensors="auto"):
+               tensors="auto", buffer=None):
     """Reads the next frame from ``source``; None if the source ended cleanly before the frame began.
 
     ``source`` has ``read_into(memoryview) -> int`` (fewer bytes only at the end of input) and
-    ``start_frame(memoryview) -> bool`` (False at a clean end before any byte).
+    ``start_frame(memoryview) -> bool`` (False at a clean end before any byte). ``buffer``: a writable
+    bytes-like object to place the tensors in, one after the other at 64-byte boundaries, instead of fresh
+    arrays (see NetworkConnection.receive_data).
     """
     header = bytearray(HEADER_LENGTH)
     view = memoryview(header)
     if not source.start_frame(view):
         return None
     serializer_id, flags, body_length = parse_header(header, max_body_length)
-    reader = _BodyReader(source, body_length, flags & FLAG_CHECKSUM)
+    reader = _BodyReader(source, body_length, flags & FLAG_CHECKSUM, _Slicer(buffer) if buffer is not None else None)
     message = reader.read(serializer_id, max_envelope_length, tensors)
     frame_length = HEADER_LENGTH + body_length + (CHECKSUM_LENGTH if flags & FLAG_CHECKSUM else 0)
     return Decoded(message, serializer_id, frame_length)
 
 
 class _BodyReader:
-    __slots__ = ("source", "body_length", "crc", "body_read")
+    __slots__ = ("source", "body_length", "crc", "body_read", "slicer")
 
-    def __init__(self, source, body_length, with_checksum):
+    def __init__(self, source, body_length, with_checksum, slicer):
+        self.slicer = slicer
         self.source = source
         self.body_length = body_length
         if with_checksum:
@@ -243,7 +246,10 @@ class _BodyReader:
         received = {}
         for name, dtype, shape, offset, nbytes in entries:
             self.skip_to(data_start + offset)
-            array = _allocate(name, dtype, shape, nbytes)
+            if self.slicer is not None:
+                array = self.slicer.take(name, dtype, shape, nbytes)
+            else:
+                array = _allocate(name, dtype, shape, nbytes)
             self.read_tensor(dtypes.byte_view(array), name)
             received[name] = dtypes.from_wire(dtype, array, tensors)
         self.skip_to(body_length)
@@ -339,6 +345,29 @@ def _allocate(name, dtype, shape, nbytes):
     except ValueError as e:  # e.g. a zero-element shape whose other dimensions numpy cannot index
         raise ProtocolError(Kind.BAD_TENSOR, "tensor '%s': numpy cannot hold %s %s: %s"
                             % (name, dtype, _java(shape), e)) from None
+
+
+class _Slicer:
+    """Places received tensors one after the other in a caller's buffer (Java's slicing allocator)."""
+
+    __slots__ = ("buffer", "position")
+
+    def __init__(self, buffer):
+        view = memoryview(buffer)
+        if view.readonly:
+            raise ValueError("the receive buffer must be writable")
+        self.buffer = numpy.frombuffer(view.cast("B") if view.format != "B" or view.ndim != 1 else view,
+                                       dtype=numpy.uint8)
+        self.position = 0
+
+    def take(self, name, dtype, shape, nbytes):
+        start = align(self.position)
+        if start + nbytes > self.buffer.size:
+            raise ValueError("the receive buffer of %d bytes has no room for tensor '%s' (%d bytes at offset %d)"
+                             % (self.buffer.size, name, nbytes, start))
+        self.position = start + nbytes
+        numpy_dtype = dtypes.NUMPY.get(dtype) or dtypes.RAW_BITS[dtype]
+        return self.buffer[start:start + nbytes].view(numpy_dtype).reshape(shape)
 
 
 def _message(message_type, received, meta, id, reply_to):

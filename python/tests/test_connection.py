@@ -128,3 +128,19 @@ def test_large_checksummed_frames_without_the_crc32c_module_are_refused_clearly(
 def test_crc32c_matches_the_reference_value():
     assert checksum.update(0, b"123456789") == 0xE3069283  # the CRC-32C check value
     assert checksum.update(checksum.update(0, b"1234"), b"56789") == 0xE3069283
+
+
+def test_receiving_into_a_caller_buffer_places_tensors_in_it():
+    buffer = numpy.zeros(1 << 20, dtype=numpy.uint8)
+    message = Message(MessageType.KV_cache, {"k": numpy.arange(1000, dtype=numpy.float32),
+                                             "v": numpy.arange(10, dtype=numpy.int8)})
+    with serving(ECHO) as server, NetworkConnection("127.0.0.1", server.port, tensors="numpy") as connection:
+        connection.send_data(message)
+        reply = connection.receive_data(buffer=buffer)
+        assert Message(reply.type, reply.tensors) == message
+        assert numpy.shares_memory(reply.tensors["k"], buffer) and numpy.shares_memory(reply.tensors["v"], buffer)
+        assert buffer[4032:4032 + 10].view(numpy.int8).tolist() == list(range(10))  # after 4000 bytes, at 64-byte alignment
+        connection.send_data(message)
+        with pytest.raises(ValueError, match="receive buffer of 100 bytes has no room for tensor 'k'"):
+            connection.receive_data(buffer=bytearray(100))
+        assert not connection.is_open  # the frame was left half read
