@@ -1,16 +1,15 @@
 """TCP connections and servers: the original module's ``NetworkConnection``, ``create_server`` and
 ``accept_connection``, with the timeouts, limits and error frames of Java's TcpClient / TcpServer.
 
-Sockets run non-blocking and every I/O call is tried first and waited for with ``poll`` only when the kernel
-has nothing: timeouts mean "no progress for this long" (as in Java), the receive and send directions each keep
-their own timeout, so one thread may receive while another sends, and a small message costs no extra system
-call when its bytes are already there.
+Sockets are blocking with kernel-side timeouts per direction (SO_RCVTIMEO, SO_SNDTIMEO): a timeout means "no
+progress for this long" (as in Java), one thread may receive while another sends, each with its own timeout,
+and no call waits in poll() first.
 """
 
 import errno
 import logging
 import math
-import select
+import struct
 import socket
 import threading
 import time
@@ -31,11 +30,27 @@ _RECV_BUFFER = 256 * 1024
 
 
 class _Stalled(Exception):
-    """Internal: a poll timed out."""
+    """Internal: a socket call made no progress within its timeout."""
+
+
+def _set_timeout(sock, option, seconds):
+    """A kernel-side timeout for one direction (SO_RCVTIMEO / SO_SNDTIMEO); None or 0 waits forever."""
+    if seconds is None:
+        whole, micros = 0, 0
+    else:
+        micros_total = max(1, math.ceil(seconds * 1_000_000))  # 0 would mean forever
+        whole, micros = divmod(micros_total, 1_000_000)
+    sock.setsockopt(socket.SOL_SOCKET, option, struct.pack("@ll", whole, micros))
 
 
 class _SocketSource:
-    """The receive side: a frame source over a non-blocking socket, buffered for small frames only."""
+    """The receive side: a frame source over a blocking socket, buffered for small frames only.
+
+    Large pieces (a tensor, or a checksum slice) are read straight into their destination with one
+    ``recv_into(..., MSG_WAITALL)``, the way Java's readFully reads: one system call per piece however it
+    arrives, not one per segment. A call that gets nothing for ``read_timeout`` fails with EAGAIN
+    (SO_RCVTIMEO), which is the "no progress" timeout.
+    """
 
     def __init__(self, sock, read_timeout):
         self.sock = sock
@@ -44,35 +59,36 @@ class _SocketSource:
         self.view = memoryview(self.buffer)
         self.start = 0
         self.end = 0
-        self.poll = select.poll()
-        self.poll.register(sock, select.POLLIN)
 
-    def _recv_into(self, view, timeout):
-        """One recv_into; waits up to ``timeout`` seconds (None: forever) for bytes; _Stalled if none came."""
-        while True:
-            try:
-                return self.sock.recv_into(view)
-            except (BlockingIOError, InterruptedError):
-                pass
-            if not self.poll.poll(_millis(timeout)):
-                raise _Stalled()
+    def _recv_into(self, view, flags=0):
+        try:
+            return self.sock.recv_into(view, 0, flags)
+        except BlockingIOError:  # EAGAIN: SO_RCVTIMEO passed without a byte
+            raise _Stalled() from None
 
     def wait(self, timeout):
         """Waits until a frame's first byte is here. True when it is, False if ``timeout`` passed, None at a
         clean end of stream."""
         if self.end > self.start:
             return True
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while True:
-            left = None if deadline is None else max(0.0, deadline - time.monotonic())
-            try:
-                count = self._recv_into(self.view, left)
-            except _Stalled:
-                return False
-            if count == 0:
-                return None
-            self.start, self.end = 0, count
-            return True
+        if timeout is not None:
+            _set_timeout(self.sock, socket.SO_RCVTIMEO, timeout)
+        try:
+            while True:
+                try:
+                    count = self._recv_into(self.view)
+                    break
+                except _Stalled:
+                    if timeout is not None:
+                        return False
+                    # no frame for read_timeout: between frames that is fine, wait on (idle_timeout is None)
+        finally:
+            if timeout is not None:
+                _set_timeout(self.sock, socket.SO_RCVTIMEO, self.read_timeout)
+        if count == 0:
+            return None
+        self.start, self.end = 0, count
+        return True
 
     def read_into(self, destination):
         wanted = len(destination)
@@ -84,7 +100,7 @@ class _SocketSource:
             remaining = wanted - got
             if remaining >= len(self.buffer) // 2:
                 # a large piece: straight into the destination, no copy through the buffer
-                count = self._recv(destination[got:])
+                count = self._recv(destination[got:], socket.MSG_WAITALL)
                 if count == 0:
                     return got
                 got += count
@@ -98,9 +114,9 @@ class _SocketSource:
                 got += take
         return got
 
-    def _recv(self, view):
+    def _recv(self, view, flags=0):
         try:
-            return self._recv_into(view, self.read_timeout)
+            return self._recv_into(view, flags)
         except _Stalled:
             raise NetworkTimeout("read timed out: no progress for %s s" % _seconds(self.read_timeout)) from None
 
@@ -110,10 +126,6 @@ class _SocketSource:
         if got < len(header):
             raise frames.truncated("the frame header", got, len(header))
         return True
-
-
-def _millis(timeout):
-    return None if timeout is None else max(0, math.ceil(timeout * 1000))
 
 
 def _seconds(value):
@@ -172,7 +184,6 @@ class NetworkConnection:
         self.peer = None
         self._sock = None
         self._source = None
-        self._send_poll = None
         self._send_lock = threading.Lock()
         self._receive_lock = threading.Lock()
         self._closed = False
@@ -196,7 +207,11 @@ class NetworkConnection:
     def _attach(self, sock):
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
-        sock.setblocking(False)
+        # blocking, with the kernel's per-direction timeouts: no poll() before each call, and one thread may
+        # receive while another sends, each with its own timeout
+        sock.settimeout(None)
+        _set_timeout(sock, socket.SO_RCVTIMEO, self.read_timeout)
+        _set_timeout(sock, socket.SO_SNDTIMEO, self.write_timeout)
         self._sock = sock
         try:
             address = sock.getpeername()
@@ -204,8 +219,6 @@ class NetworkConnection:
         except OSError:
             self.peer = "%s:%s" % (self.host, self.port)
         self._source = _SocketSource(sock, self.read_timeout)
-        self._send_poll = select.poll()
-        self._send_poll.register(sock, select.POLLOUT)
 
     def close(self):
         """Closes the connection; idempotent."""
@@ -215,7 +228,7 @@ class NetworkConnection:
         sock = self._sock
         if sock is not None:
             if self._receive_lock.locked() or self._send_lock.locked():
-                # another thread waits on this socket in poll(), which a close alone does not wake. Only then:
+                # another thread is blocked in a call on this socket, which a close alone does not wake. Only then:
                 # a shutdown would also end the connection for a child process that inherited the socket
                 try:
                     sock.shutdown(socket.SHUT_RDWR)
@@ -284,13 +297,10 @@ class NetworkConnection:
         while index < len(buffers):
             batch = buffers[index:index + _IOV_MAX]
             try:
+                # a blocking sendmsg queues everything it is given unless SO_SNDTIMEO passes without progress
                 sent = sock.sendmsg(batch) if len(batch) > 1 else sock.send(batch[0])
-            except (BlockingIOError, InterruptedError):
-                sent = 0
-            if sent == 0:
-                if not self._send_poll.poll(_millis(self.write_timeout)):
-                    raise _Stalled()
-                continue
+            except BlockingIOError:  # EAGAIN: nothing went out for write_timeout
+                raise _Stalled() from None
             # drop the buffers sent whole; keep the rest of a partly sent one
             while sent:
                 first = buffers[index]
