@@ -30,6 +30,9 @@ def check_name(what, name):
     return name
 
 
+_BY_NAME = {}
+
+
 class MessageType(str):
     """What a message carries, as its wire name. A ``str``: ``MessageType.hidden_state == "hidden_state"``.
 
@@ -43,6 +46,9 @@ class MessageType(str):
     def __new__(cls, name):
         if isinstance(name, MessageType):
             return name
+        known = _BY_NAME.get(name) if type(name) is str else None
+        if known is not None:  # the common case on every received frame: no validation loop
+            return known
         if not isinstance(name, str):
             raise TypeError("message type must be a str, got %s" % type(name).__name__)
         length = java_length(name) if len(name) * 2 > MAX_TYPE_LENGTH else len(name)
@@ -77,6 +83,7 @@ MessageType.KV_cache = MessageType("KV_cache")
 MessageType.mask = MessageType("mask")
 MessageType.error = MessageType("error")
 _PREDEFINED = ("hidden_state", "CIS", "KV_index", "KV_cache", "mask", "error")
+_BY_NAME.update((name, getattr(MessageType, name)) for name in _PREDEFINED)
 
 
 class Message:
