@@ -20,6 +20,7 @@ import netutils.api.Tensor;
 import netutils.transport.tcp.TcpClient;
 import netutils.transport.tcp.TcpOptions;
 import netutils.transport.tcp.TcpServer;
+import netutils.transport.tcp.TcpServerOptions;
 
 /**
  * One thing being measured, connected once and then driven round after round: a raw socket or netutils with
@@ -109,11 +110,12 @@ abstract class Stack implements AutoCloseable {
             boolean platform = name.endsWith("-platform");
             String serializer = name.split("-")[1];
             long frameLimit = payload.byteSize() + (1 << 20);
-            TcpOptions.Builder builder = TcpOptions.builder().serializer(serializer).maxFrameBytes(frameLimit);
-            if (platform) {
-                builder.connectionThreads(Thread.ofPlatform().daemon(true).factory());
+            TcpOptions options = TcpOptions.builder().serializer(serializer).maxFrameBytes(frameLimit).build();
+            // The default server threads are platform threads for the first connections; "-virtual" is all virtual.
+            TcpServerOptions.Builder serverOptions = TcpServerOptions.builder().connection(options);
+            if (!platform) {
+                serverOptions.connectionThreads(Thread.ofVirtual().factory());
             }
-            TcpOptions options = builder.build();
             ConnectionHandler acknowledge = connection -> {
                 try (Arena arena = Arena.ofConfined()) {
                     MemorySegment buffer = arena.allocate(frameLimit, 64);
@@ -128,8 +130,8 @@ abstract class Stack implements AutoCloseable {
                 }
             };
             InetSocketAddress loopback = new InetSocketAddress(InetAddress.getLoopbackAddress(), 0);
-            sinkServer = TcpServer.bind(loopback, options).serve(acknowledge);
-            echoServer = TcpServer.bind(loopback, options)
+            sinkServer = TcpServer.bind(loopback, serverOptions.build()).serve(acknowledge);
+            echoServer = TcpServer.bind(loopback, serverOptions.build())
                     .serve(ConnectionHandler.ofRequests(request -> Message.of(MessageType.HIDDEN_STATE, request.data())));
             sink = TcpClient.connect("127.0.0.1", sinkServer.port(), options);
             echo = TcpClient.connect("127.0.0.1", echoServer.port(), options);

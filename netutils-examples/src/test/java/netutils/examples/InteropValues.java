@@ -11,7 +11,7 @@ import netutils.api.Message;
 import netutils.api.MessageType;
 import netutils.api.Tensor;
 
-/** The deterministic tensor contents both languages compute (see interop/python/interop_values.py). */
+/** The deterministic tensor contents both languages compute (see python/tests/values.py). */
 final class InteropValues {
     static final List<MessageType> TYPES = List.of(MessageType.HIDDEN_STATE, MessageType.CIS, MessageType.KV_INDEX,
             MessageType.KV_CACHE, MessageType.MASK);

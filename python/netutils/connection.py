@@ -1,0 +1,618 @@
+"""TCP connections and servers: the original module's ``NetworkConnection``, ``create_server`` and
+``accept_connection``, with the timeouts, limits and error frames of Java's TcpClient / TcpServer.
+
+Sockets are blocking with kernel-side timeouts per direction (SO_RCVTIMEO, SO_SNDTIMEO): a timeout means "no
+progress for this long" (as in Java), one thread may receive while another sends, each with its own timeout,
+and no call waits in poll() first.
+"""
+
+import collections
+import errno
+import itertools
+import logging
+import math
+import struct
+import socket
+import threading
+import time
+
+from . import dtypes, envelope, frames
+from .errors import ConnectionClosedError, Kind, NetworkTimeout, ProtocolError, RemoteError
+from .message import Message, MessageType
+
+# Keepalive control messages (docs/PROTOCOL.md): a _ping is answered with a _pong by the transport itself.
+_PING = MessageType("_ping")
+_PONG = MessageType("_pong")
+
+_log = logging.getLogger("netutils")
+
+#: iovec entries per sendmsg call: Linux refuses more than IOV_MAX (1024)
+_IOV_MAX = 1024
+#: frames up to this size are joined into one buffer and sent with one call; larger ones go out with
+#: sendmsg straight from tensor memory
+_JOIN_LIMIT = 64 * 1024
+#: the receive buffer: a small frame arrives with one recv; larger tensors are read straight into their arrays
+_RECV_BUFFER = 256 * 1024
+
+
+class _Stalled(Exception):
+    """Internal: a socket call made no progress within its timeout."""
+
+
+def _set_timeout(sock, option, seconds):
+    """A kernel-side timeout for one direction (SO_RCVTIMEO / SO_SNDTIMEO); None or 0 waits forever."""
+    if seconds is None:
+        whole, micros = 0, 0
+    else:
+        micros_total = max(1, math.ceil(seconds * 1_000_000))  # 0 would mean forever
+        whole, micros = divmod(micros_total, 1_000_000)
+    sock.setsockopt(socket.SOL_SOCKET, option, struct.pack("@ll", whole, micros))
+
+
+class _SocketSource:
+    """The receive side: a frame source over a blocking socket, buffered for small frames only.
+
+    Large pieces (a tensor, or a checksum slice) are read straight into their destination with one
+    ``recv_into(..., MSG_WAITALL)``, the way Java's readFully reads: one system call per piece however it
+    arrives, not one per segment. A call that gets nothing for ``read_timeout`` fails with EAGAIN
+    (SO_RCVTIMEO), which is the "no progress" timeout.
+    """
+
+    def __init__(self, sock, read_timeout):
+        self.sock = sock
+        self.read_timeout = read_timeout
+        self.buffer = bytearray(_RECV_BUFFER)
+        self.view = memoryview(self.buffer)
+        self.start = 0
+        self.end = 0
+
+    def _recv_into(self, view, flags=0):
+        try:
+            return self.sock.recv_into(view, 0, flags)
+        except BlockingIOError:  # EAGAIN: SO_RCVTIMEO passed without a byte
+            raise _Stalled() from None
+
+    def wait(self, timeout):
+        """Waits until a frame's first byte is here. True when it is, False if ``timeout`` passed, None at a
+        clean end of stream."""
+        if self.end > self.start:
+            return True
+        if timeout is not None:
+            _set_timeout(self.sock, socket.SO_RCVTIMEO, timeout)
+        try:
+            while True:
+                try:
+                    count = self._recv_into(self.view)
+                    break
+                except _Stalled:
+                    if timeout is not None:
+                        return False
+                    # no frame for read_timeout: between frames that is fine, wait on (idle_timeout is None)
+        finally:
+            if timeout is not None:
+                _set_timeout(self.sock, socket.SO_RCVTIMEO, self.read_timeout)
+        if count == 0:
+            return None
+        self.start, self.end = 0, count
+        return True
+
+    def read_into(self, destination):
+        wanted = len(destination)
+        got = min(self.end - self.start, wanted)
+        if got:
+            destination[:got] = self.view[self.start:self.start + got]
+            self.start += got
+        while got < wanted:
+            remaining = wanted - got
+            if remaining >= len(self.buffer) // 2:
+                # a large piece: straight into the destination, no copy through the buffer
+                count = self._recv(destination[got:], socket.MSG_WAITALL)
+                if count == 0:
+                    return got
+                got += count
+            else:
+                count = self._recv(self.view)
+                if count == 0:
+                    return got
+                take = min(count, remaining)
+                destination[got:got + take] = self.view[:take]
+                self.start, self.end = take, count
+                got += take
+        return got
+
+    def _recv(self, view, flags=0):
+        try:
+            return self._recv_into(view, flags)
+        except _Stalled:
+            raise NetworkTimeout("read timed out: no progress for %s s" % _seconds(self.read_timeout)) from None
+
+    def start_frame(self, header):
+        # wait() has put the first byte in the buffer
+        got = self.read_into(header)
+        if got < len(header):
+            raise frames.truncated("the frame header", got, len(header))
+        return True
+
+
+def _seconds(value):
+    return ("%g" % value) if value is not None else "none"
+
+
+def _check_timeout(name, value):
+    if value is not None and (not isinstance(value, (int, float)) or value <= 0):
+        raise ValueError("%s must be a positive number of seconds or None, got %r" % (name, value))
+    return value
+
+
+class NetworkConnection:
+    """A connection to a netutils peer (Java or Python): the original module's ``NetworkConnection``.
+
+    ``NetworkConnection(host, port)`` then ``connect()`` (or use it in a ``with`` block, which connects);
+    ``send_data(message)``, ``receive_data()``, ``request(message)``, ``close()``.
+
+    Options (keyword arguments, defaults as Java's TcpOptions):
+      serializer: envelope format of sent frames, ``"json"`` (default for clients) or ``"msgpack"``; ``None``
+        answers in the serializer of the last frame received (what accepted connections do).
+      checksum: append a CRC32C to every sent frame (received ones are always checked when flagged).
+      connect_timeout (10 s), read_timeout (30 s: how long a frame that has begun may stall), write_timeout
+        (30 s: how long a send may make no progress), idle_timeout (None: how long ``receive_data()`` waits
+        for a frame to begin before closing); seconds, or None for no limit.
+      max_frame_bytes (1 GiB, at most 4,294,967,295), max_envelope_bytes (16 MiB): larger frames are refused
+        from their header.
+      tensors: what received tensors are. ``"torch"``: torch tensors (sharing the received memory; F8 as
+        RawTensor on PyTorch before 2.1). ``"numpy"``: numpy arrays, and RawTensor (bit patterns) for BF16 and
+        F8, which numpy lacks. ``"auto"`` (default): ``"torch"`` if the program has imported torch when the
+        connection is made, else numpy arrays with BF16 as torch.bfloat16 when PyTorch is importable (else
+        RawTensor).
+    """
+
+    def __init__(self, host="127.0.0.1", port=5000, *, serializer="json", checksum=False, connect_timeout=10.0,
+                 read_timeout=30.0, write_timeout=30.0, idle_timeout=None, max_frame_bytes=frames.DEFAULT_MAX_FRAME_BYTES,
+                 max_envelope_bytes=frames.DEFAULT_MAX_ENVELOPE_BYTES, tensors="auto"):
+        self.host = host
+        self.port = port
+        if serializer is not None:
+            envelope.serializer_id(serializer)
+        self.serializer = serializer
+        self.checksum = bool(checksum)
+        self.connect_timeout = _check_timeout("connect_timeout", connect_timeout)
+        self.read_timeout = _check_timeout("read_timeout", read_timeout)
+        self.write_timeout = _check_timeout("write_timeout", write_timeout)
+        self.idle_timeout = _check_timeout("idle_timeout", idle_timeout)
+        if not 0 <= max_frame_bytes <= frames.MAX_BODY_LENGTH:
+            raise ValueError("max_frame_bytes must be 0..%d, got %d" % (frames.MAX_BODY_LENGTH, max_frame_bytes))
+        if max_envelope_bytes < 0:
+            raise ValueError("max_envelope_bytes must not be negative")
+        self.max_frame_bytes = max_frame_bytes
+        self.max_envelope_bytes = max_envelope_bytes
+        self.tensors = dtypes.check_tensors_choice(tensors)
+        self._tensors = dtypes.resolve_tensors_choice(self.tensors)
+        self.peer = None
+        self._sock = None
+        self._source = None
+        self._send_lock = threading.Lock()
+        self._receive_lock = threading.Lock()
+        self._inbox = collections.deque()  # messages read by request() that answer no call, for receive_data
+        self._next_call = itertools.count(1)
+        self._closed = False
+        self._last_serializer = None
+
+    # ------------------------------------------------------------ life cycle
+
+    def connect(self):
+        """Connects to ``host:port``; OSError naming the address when nothing answers. Returns self."""
+        if self._sock is not None:
+            raise RuntimeError("already connected to %s" % self.peer)
+        try:
+            sock = socket.create_connection((self.host, self.port), timeout=self.connect_timeout)
+        except OSError as e:
+            text = "cannot connect to a netutils peer at %s:%s: %s" % (self.host, self.port, e.strerror or e)
+            # OSError(errno, text) is the errno's own subclass again (ConnectionRefusedError, ...)
+            raise (OSError(e.errno, text) if e.errno else TimeoutError(text)) from e
+        self._attach(sock)
+        return self
+
+    def _attach(self, sock):
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+        # blocking, with the kernel's per-direction timeouts: no poll() before each call, and one thread may
+        # receive while another sends, each with its own timeout
+        sock.settimeout(None)
+        _set_timeout(sock, socket.SO_RCVTIMEO, self.read_timeout)
+        _set_timeout(sock, socket.SO_SNDTIMEO, self.write_timeout)
+        self._sock = sock
+        try:
+            address = sock.getpeername()
+            self.peer = "%s:%s" % (address[0], address[1])
+        except OSError:
+            self.peer = "%s:%s" % (self.host, self.port)
+        self._source = _SocketSource(sock, self.read_timeout)
+
+    def close(self):
+        """Closes the connection; idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        sock = self._sock
+        if sock is not None:
+            if self._receive_lock.locked() or self._send_lock.locked():
+                # another thread is blocked in a call on this socket, which a close alone does not wake. Only then:
+                # a shutdown would also end the connection for a child process that inherited the socket
+                try:
+                    sock.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+            try:
+                sock.close()
+            except OSError:
+                pass
+
+    @property
+    def is_open(self):
+        return self._sock is not None and not self._closed
+
+    def __enter__(self):
+        if self._sock is None:
+            self.connect()
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __repr__(self):
+        return "NetworkConnection[%s%s]" % (self.peer or "%s:%s" % (self.host, self.port),
+                                            "" if self.is_open else ", closed")
+
+    def _ensure_open(self):
+        if self._sock is None:
+            raise ConnectionClosedError("not connected: call connect() first (or use the connection in a with block)")
+        if self._closed:
+            raise ConnectionClosedError("connection to %s is closed" % self.peer)
+
+    # ------------------------------------------------------------ sending
+
+    def send_data(self, message):
+        """Sends one message as one frame, tensor bytes straight from the tensors' memory.
+
+        A message too large for a frame raises FrameTooLargeError before anything is sent; a peer that takes
+        nothing for ``write_timeout`` raises NetworkTimeout and closes the connection.
+        """
+        serializer = self.serializer
+        if serializer is None:
+            serializer = envelope.NAMES.get(self._last_serializer, "json")
+        frame = frames.encode(message, serializer, self.checksum)  # refuses bad input before any I/O
+        with self._send_lock:
+            self._ensure_open()
+            try:
+                self._write(frame)
+            except BaseException as e:
+                self.close()
+                if isinstance(e, _Stalled):
+                    raise NetworkTimeout("write timed out: no progress for %s s (sending %s, peer %s)"
+                                         % (_seconds(self.write_timeout), message.type, self.peer)) from None
+                raise
+
+    send = send_data
+
+    def _write(self, frame):
+        buffers = frame.buffers()
+        if frame.length <= _JOIN_LIMIT:
+            buffers = [b"".join(buffers)]  # one small copy beats one system call per piece
+        else:
+            buffers = [memoryview(b).cast("B") if not isinstance(b, memoryview) else b for b in buffers]
+        sock = self._sock
+        index = 0
+        while index < len(buffers):
+            batch = buffers[index:index + _IOV_MAX]
+            try:
+                # a blocking sendmsg queues everything it is given unless SO_SNDTIMEO passes without progress
+                sent = sock.sendmsg(batch) if len(batch) > 1 else sock.send(batch[0])
+            except BlockingIOError:  # EAGAIN: nothing went out for write_timeout
+                raise _Stalled() from None
+            # drop the buffers sent whole; keep the rest of a partly sent one
+            while sent:
+                first = buffers[index]
+                if sent >= len(first):
+                    sent -= len(first)
+                    index += 1
+                else:
+                    buffers[index] = memoryview(first)[sent:]
+                    sent = 0
+
+    # ------------------------------------------------------------ receiving
+
+    def receive_data(self, timeout=None, buffer=None):
+        """The next message from the peer.
+
+        ``buffer``: a writable bytes-like object (a bytearray, a numpy uint8 array) to receive the tensors into,
+        one after the other at 64-byte boundaries, instead of fresh memory: the returned tensors are views of it,
+        valid until the buffer is reused. For large messages received again and again this avoids the kernel
+        faulting in and zeroing fresh pages for every message, which costs more than the copy itself.
+
+        With ``timeout`` (seconds), returns None if no frame began within it (the connection stays usable);
+        without, waits for ``idle_timeout`` (forever by default). Raises ConnectionClosedError when the peer
+        closed between messages, ProtocolError for a malformed frame (the peer is sent an ``error`` message and
+        the connection closes), RemoteError when the peer sent an ``error`` message (one that answers a request
+        leaves the connection open; one that answers nothing is the peer's last word, and the connection
+        closes), NetworkTimeout when a frame stalls for ``read_timeout``. Keepalive pings (``_ping``) are
+        answered here and never returned.
+        """
+        if self._inbox:
+            return self._raise_if_error(self._inbox.popleft())
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+            message = self._read_one(remaining, buffer)
+            if message is None:
+                return None
+            if message.type == _PING:
+                self.send_data(Message(_PONG, reply_to=message.id))
+                continue
+            if message.type == _PONG:
+                continue
+            return self._raise_if_error(message)
+
+    def _raise_if_error(self, message):
+        if message.type == MessageType.error:
+            if message.reply_to is None:
+                self.close()
+            raise RemoteError(message.meta.get("code", "UNKNOWN"), message.meta.get("detail", "(no detail)"))
+        return message
+
+    def _read_one(self, timeout, buffer):
+        """Reads one frame; None if none began within ``timeout`` (given) ."""
+        with self._receive_lock:
+            self._ensure_open()
+            idle = timeout if timeout is not None else self.idle_timeout
+            try:
+                state = self._source.wait(idle)
+            except OSError as e:
+                closed_here = self._closed
+                self.close()
+                if closed_here:
+                    raise ConnectionClosedError("connection to %s was closed while receiving" % self.peer) from e
+                raise
+            if state is False:
+                if timeout is not None:
+                    return None
+                self.close()
+                raise ConnectionClosedError("closed %s: no message for %s s (idle timeout)" % (self.peer, _seconds(idle)))
+            if state is None:
+                self.close()
+                raise ConnectionClosedError("peer %s closed the connection" % self.peer)
+            try:
+                decoded = frames.read_frame(self._source, self.max_frame_bytes, self.max_envelope_bytes,
+                                            self._tensors, buffer)
+            except ProtocolError as e:
+                if e.kind != Kind.TRUNCATED:
+                    self._tell_peer(e)
+                self.close()
+                raise
+            except OSError as e:
+                closed_here = self._closed
+                self.close()
+                if closed_here:
+                    raise ConnectionClosedError("connection to %s was closed while receiving" % self.peer) from e
+                raise
+            except BaseException:
+                self.close()
+                raise
+            self._last_serializer = decoded.serializer_id
+            return decoded.message
+
+    receive = receive_data
+
+    @property
+    def last_serializer(self):
+        """The envelope format ("json" or "msgpack") of the last frame received, None before any."""
+        return envelope.NAMES.get(self._last_serializer)
+
+    def _tell_peer(self, problem):
+        """Best effort: the peer learns why it is being disconnected."""
+        try:
+            self.send_data(Message(MessageType.error, meta={"code": problem.kind.value, "detail": problem.args[0]}))
+        except (OSError, ValueError, RuntimeError):
+            pass  # the peer may be gone; the local exception says what happened
+
+    def request(self, message, timeout=None):
+        """A call, as Java's ``Connection.request``: gives ``message`` an id when it has none, sends it, and
+        returns the message whose ``reply_to`` is that id. Messages that arrive meanwhile and answer something
+        else wait for ``receive_data``; a message without ``reply_to`` answers the call (a peer that does not
+        correlate answers in order). Raises NetworkTimeout when no answer came within ``timeout`` seconds, and
+        RemoteError when the peer answered with an ``error`` message."""
+        if message.id is None:
+            message.id = "py-%x-%d" % (id(self), next(self._next_call))
+        self.send_data(message)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+            reply = self._read_one(remaining, None) if remaining is None or remaining > 0 else None
+            if reply is None:
+                raise NetworkTimeout("no answer to %s %s within %s s" % (message.type, message.id, _seconds(timeout)))
+            if reply.type == _PING:
+                self.send_data(Message(_PONG, reply_to=reply.id))
+            elif reply.type == _PONG:
+                continue
+            elif reply.reply_to == message.id or (reply.reply_to is None and reply.type != MessageType.error):
+                return self._raise_if_error(reply)
+            elif reply.type == MessageType.error and reply.reply_to is None:
+                return self._raise_if_error(reply)
+            else:
+                self._inbox.append(reply)
+
+    def __iter__(self):
+        """Messages until the peer closes the connection."""
+        while True:
+            try:
+                yield self.receive_data()
+            except ConnectionClosedError:
+                return
+
+
+def of_requests(handler):
+    """A connection handler that answers each message with ``handler(message)`` until the peer closes, as
+    Java's ``ConnectionHandler.ofRequests``: the answer's ``reply_to`` is set to the request's id when the
+    handler leaves it unset; ``None`` sends nothing; if the handler raises, the peer is sent an ``error``
+    message with code ``HANDLER_FAILED`` answering the request, and the connection closes only when the
+    request had no id (the peer could not tell which message failed)."""
+    def handle(connection):
+        for request in connection:
+            try:
+                reply = handler(request)
+            except Exception as e:
+                connection.send_data(Message(MessageType.error, reply_to=request.id, meta={
+                    "code": "HANDLER_FAILED", "detail": str(e) or type(e).__name__}))
+                if request.id is None:
+                    raise  # the peer cannot tell which message failed: end the connection
+                continue
+            if reply is not None:
+                if reply.reply_to is None and request.id is not None:
+                    reply.reply_to = request.id
+                connection.send_data(reply)
+    handle.__name__ = getattr(handler, "__name__", "of_requests")
+    return handle
+
+
+class Server:
+    """A listening socket: the original ``create_server`` result. ``accept_connection()`` takes one client;
+    ``serve(handler)`` serves every client on its own thread (``handler(connection)``, connection closed when
+    it returns), ``max_connections`` at once, more are told ``SERVER_BUSY``.
+
+    Accepted connections answer in the serializer of the request (``serializer=None``) unless given one; the
+    other keyword options are those of NetworkConnection.
+    """
+
+    def __init__(self, host="127.0.0.1", port=0, *, backlog=128, max_connections=1024, **options):
+        options.setdefault("serializer", None)
+        NetworkConnection(host, port, **options)  # checks the options now, not at the first client
+        self._options = options
+        if max_connections < 1:
+            raise ValueError("max_connections must be at least 1")
+        self.max_connections = max_connections
+        self._sock = socket.create_server((host, port), backlog=backlog, reuse_port=False)
+        self.host, self.port = self._sock.getsockname()[:2]
+        self._lock = threading.Lock()
+        self._connections = set()
+        self._closed = threading.Event()
+        self._thread = None
+
+    def __repr__(self):
+        return "Server[%s:%d%s]" % (self.host, self.port, ", closed" if self._closed.is_set() else "")
+
+    def accept_connection(self):
+        """Waits for the next client and returns its NetworkConnection."""
+        while True:
+            try:
+                sock, _ = self._sock.accept()
+            except OSError as e:
+                if self._closed.is_set():
+                    raise ConnectionClosedError("server on %s:%d is closed" % (self.host, self.port)) from None
+                if e.errno in (errno.ECONNABORTED, errno.EINTR):
+                    continue
+                raise
+            return self._wrap(sock)
+
+    accept = accept_connection
+
+    def _wrap(self, sock):
+        connection = NetworkConnection(self.host, self.port, **self._options)
+        connection._attach(sock)
+        return connection
+
+    def serve(self, handler):
+        """Serves every client with ``handler(connection)`` on its own thread, in the background; returns self.
+        A plain message handler (message -> answer) goes through :func:`of_requests` first."""
+        with self._lock:
+            if self._thread is not None:
+                raise RuntimeError("this server is already serving")
+            self._thread = threading.Thread(target=self._accept_loop, args=(handler,), daemon=True,
+                                            name="netutils-accept-%d" % self.port)
+            self._thread.start()
+        return self
+
+    def serve_forever(self, handler):
+        """``serve(handler)`` and wait until the server is closed (or KeyboardInterrupt)."""
+        self.serve(handler)
+        try:
+            self._closed.wait()
+        finally:
+            self.close()
+
+    def _accept_loop(self, handler):
+        while not self._closed.is_set():
+            try:
+                connection = self.accept_connection()
+            except ConnectionClosedError:
+                return
+            except OSError as e:  # e.g. out of file descriptors: pause rather than spin
+                _log.warning("accept on %s:%d failed: %s", self.host, self.port, e)
+                time.sleep(0.1)
+                continue
+            with self._lock:
+                busy = len(self._connections) >= self.max_connections
+                if not busy:
+                    self._connections.add(connection)
+            if busy:
+                threading.Thread(target=self._refuse, args=(connection,), daemon=True).start()
+                continue
+            threading.Thread(target=self._run, args=(handler, connection), daemon=True,
+                             name="netutils-%s" % connection.peer).start()
+
+    def _refuse(self, connection):
+        try:
+            connection.send_data(Message(MessageType.error, meta={
+                "code": "SERVER_BUSY", "detail": "server on %s:%d already serves %d connections"
+                % (self.host, self.port, self.max_connections)}))
+        except OSError:
+            pass
+        finally:
+            connection.close()
+
+    def _run(self, handler, connection):
+        try:
+            handler(connection)
+        except (ConnectionClosedError, ProtocolError, RemoteError, NetworkTimeout, ConnectionError) as e:
+            # the peer's doing: one line, no stack trace
+            _log.info("connection %s ended: %s", connection.peer, e)
+        except Exception:
+            _log.exception("handler failed on connection %s", connection.peer)
+        finally:
+            connection.close()
+            with self._lock:
+                self._connections.discard(connection)
+
+    @property
+    def connection_count(self):
+        with self._lock:
+            return len(self._connections)
+
+    def close(self):
+        """Stops accepting and closes every connection being served."""
+        if self._closed.is_set():
+            return
+        self._closed.set()
+        try:
+            self._sock.shutdown(socket.SHUT_RDWR)  # wakes a thread blocked in accept()
+        except OSError:
+            pass
+        self._sock.close()
+        with self._lock:
+            connections = list(self._connections)
+        for connection in connections:
+            connection.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def create_server(host="127.0.0.1", port=5000, **options):
+    """A listening Server on ``host:port`` (port 0 picks a free one; see ``server.port``)."""
+    return Server(host, port, **options)
+
+
+def accept_connection(server):
+    """The next client of ``server`` as a NetworkConnection (the original module's function form)."""
+    return server.accept_connection()

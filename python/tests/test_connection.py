@@ -1,0 +1,146 @@
+"""Connections and servers: the original names, timeouts, many tensors and large messages, checksums."""
+
+import threading
+import time
+
+import numpy
+import pytest
+
+from helpers import serving
+from netutils import (ChecksumUnavailableError, ConnectionClosedError, FrameTooLargeError, Message, MessageType,
+                      NetworkConnection, accept_connection, checksum, create_server, of_requests)
+
+ECHO = of_requests(lambda request: request)
+
+
+def test_original_flow_with_create_server_and_accept_connection():
+    server = create_server("127.0.0.1", 0)
+    answers = []
+
+    def handle_client():
+        connection = accept_connection(server)
+        message = connection.receive_data()
+        connection.send_data(Message(MessageType.KV_index, numpy.array(int(message.data) + 1), reply_to=message.id))
+        connection.close()
+    thread = threading.Thread(target=handle_client)
+    thread.start()
+    connection = NetworkConnection("127.0.0.1", server.port)
+    connection.connect()
+    connection.send_data(Message(MessageType.KV_index, numpy.array(41), id="q"))
+    answers.append(connection.receive_data())
+    connection.close()
+    thread.join(10)
+    server.close()
+    assert int(answers[0].data) == 42 and answers[0].reply_to == "q"
+
+
+def test_receive_with_a_timeout_returns_none_and_the_connection_stays_usable():
+    with serving(ECHO) as server, NetworkConnection("127.0.0.1", server.port) as connection:
+        start = time.monotonic()
+        assert connection.receive_data(timeout=0.2) is None
+        assert 0.15 < time.monotonic() - start < 3
+        assert connection.is_open
+        assert int(connection.request(Message(MessageType.KV_index, 7)).data) == 7
+
+
+def test_idle_timeout_closes_the_connection():
+    with serving(ECHO) as server, NetworkConnection("127.0.0.1", server.port, idle_timeout=0.2) as connection:
+        with pytest.raises(ConnectionClosedError, match="idle timeout"):
+            connection.receive_data()
+        assert not connection.is_open
+        with pytest.raises(ConnectionClosedError, match="is closed"):
+            connection.send_data(Message(MessageType.mask))
+
+
+def test_unconnected_and_unreachable_say_so():
+    with pytest.raises(ConnectionClosedError, match="call connect"):
+        NetworkConnection("127.0.0.1", 1).send_data(Message(MessageType.mask))
+    with pytest.raises(ConnectionRefusedError, match="cannot connect to a netutils peer at 127.0.0.1:1"):
+        NetworkConnection("127.0.0.1", 1).connect()
+
+
+def test_more_tensors_than_one_sendmsg_takes_and_a_large_message_arrive_whole():
+    rng = numpy.random.default_rng(1)
+    many = {"t%d" % i: numpy.full(40 + i % 7, i, dtype=numpy.int16) for i in range(1500)}  # > IOV_MAX iovecs
+    large = {"k": rng.random((64, 1024, 128), dtype=numpy.float32), "v": rng.integers(0, 255, 3_000_001, numpy.uint8)}
+    with serving(ECHO) as server, NetworkConnection("127.0.0.1", server.port, checksum=True) as connection:
+        for tensors in (many, large):
+            message = Message(MessageType.KV_cache, tensors, id="big")
+            reply = connection.request(message)
+            assert Message(reply.type, reply.tensors, id=reply.id) == message
+
+
+def test_several_clients_are_served_at_once():
+    def slow_echo(request):
+        time.sleep(0.3)
+        return request
+    results = []
+    with serving(of_requests(slow_echo)) as server:
+        def client(i):
+            with NetworkConnection("127.0.0.1", server.port) as connection:
+                results.append(int(connection.request(Message(MessageType.KV_index, i)).data))
+        threads = [threading.Thread(target=client, args=(i,)) for i in range(8)]
+        start = time.monotonic()
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(10)
+        elapsed = time.monotonic() - start
+    assert sorted(results) == list(range(8))
+    assert elapsed < 2.0  # 8 x 0.3 s one after another would be 2.4 s
+
+
+def test_one_thread_receives_while_another_sends():
+    with serving(ECHO) as server, NetworkConnection("127.0.0.1", server.port) as connection:
+        received = []
+        reader = threading.Thread(target=lambda: received.extend(
+            int(connection.receive_data().data) for _ in range(200)))
+        reader.start()
+        for i in range(200):
+            connection.send_data(Message(MessageType.KV_index, i))
+        reader.join(20)
+    assert received == list(range(200))
+
+
+def test_a_message_over_the_frame_maximum_is_refused_before_sending():
+    # 4 GiB of zeros as a broadcast view: no memory is committed, and encoding must not touch the data
+    huge = numpy.broadcast_to(numpy.zeros(1, dtype=numpy.uint8), (0xFFFFFFFF,))
+    with pytest.raises(FrameTooLargeError, match="bytes over the 4,294,967,295-byte maximum") as caught:
+        Message(MessageType.KV_cache, huge).to_raw_message()
+    assert 0 < caught.value.excess_bytes < 256
+
+
+def test_large_checksummed_frames_without_the_crc32c_module_are_refused_clearly(monkeypatch):
+    small = Message(MessageType.hidden_state, numpy.arange(1000, dtype=numpy.float32))
+    large = Message(MessageType.hidden_state, numpy.zeros(2 << 20, dtype=numpy.float32))  # 8 MiB
+    fast = small.to_raw_message(checksum=True)
+    monkeypatch.setattr(checksum, "_crc32c", None)
+    assert small.to_raw_message(checksum=True) == fast  # the pure-Python fallback agrees for small bodies
+    with pytest.raises(ChecksumUnavailableError, match="apt-get install python3-crc32c"):
+        large.to_raw_message(checksum=True)
+    monkeypatch.undo()
+    raw = large.to_raw_message(checksum=True)
+    monkeypatch.setattr(checksum, "_crc32c", None)
+    with pytest.raises(ChecksumUnavailableError, match="verifying a received frame needs a CRC32C over"):
+        Message.from_raw_message(raw)
+
+
+def test_crc32c_matches_the_reference_value():
+    assert checksum.update(0, b"123456789") == 0xE3069283  # the CRC-32C check value
+    assert checksum.update(checksum.update(0, b"1234"), b"56789") == 0xE3069283
+
+
+def test_receiving_into_a_caller_buffer_places_tensors_in_it():
+    buffer = numpy.zeros(1 << 20, dtype=numpy.uint8)
+    message = Message(MessageType.KV_cache, {"k": numpy.arange(1000, dtype=numpy.float32),
+                                             "v": numpy.arange(10, dtype=numpy.int8)})
+    with serving(ECHO) as server, NetworkConnection("127.0.0.1", server.port, tensors="numpy") as connection:
+        connection.send_data(message)
+        reply = connection.receive_data(buffer=buffer)
+        assert Message(reply.type, reply.tensors) == message
+        assert numpy.shares_memory(reply.tensors["k"], buffer) and numpy.shares_memory(reply.tensors["v"], buffer)
+        assert buffer[4032:4032 + 10].view(numpy.int8).tolist() == list(range(10))  # after 4000 bytes, at 64-byte alignment
+        connection.send_data(message)
+        with pytest.raises(ValueError, match="receive buffer of 100 bytes has no room for tensor 'k'"):
+            connection.receive_data(buffer=bytearray(100))
+        assert not connection.is_open  # the frame was left half read
