@@ -192,7 +192,7 @@ public final class PipelineSession implements AutoCloseable {
         compute[0] = computed - begin;
         downstream[0] = end - computed;
         List<Map<String, Long>> bytes = new ArrayList<>();
-        bytes.add(parseBytes(StageServer.describeBytes(messages, answer, options.serializer())));
+        bytes.add(parseBytes(StageServer.describeBytes(messages, answer, StageServer.serializer(options))));
         for (int k = 1; k <= stages; k++) {
             compute[k] = longMeta(answer, "stage" + k + ".compute_ns");
             downstream[k] = longMeta(answer, "stage" + k + ".downstream_ns");

@@ -272,6 +272,10 @@ public final class StageServer implements AutoCloseable {
             throw new StageException(BAD_SHAPE, "CIS is [tokens, head_dim/2 = " + half + "], got "
                     + Arrays.toString(cis.shape()));
         }
+        if (parts.position + cis.dim(0) > config.maxPositions()) {
+            throw new StageException(POSITION_BEYOND_CACHE, "CIS rows for positions " + parts.position + ".."
+                    + (parts.position + cis.dim(0) - 1) + " are beyond the cache's capacity of " + config.maxPositions());
+        }
         parts.cisTensor = cis;
         parts.cis = cis.toFloatArray();
     }
@@ -293,6 +297,10 @@ public final class StageServer implements AutoCloseable {
         if (shape[1] != parts.position + shape[0]) {
             throw new StageException(BAD_SHAPE, "mask " + Arrays.toString(mask.shape()) + " must have KV_index + tokens = "
                     + parts.position + " + " + shape[0] + " columns");
+        }
+        if (shape[1] > config.maxPositions()) {
+            throw new StageException(POSITION_BEYOND_CACHE, "mask " + Arrays.toString(mask.shape())
+                    + " reaches position " + (shape[1] - 1) + ", beyond the cache's capacity of " + config.maxPositions());
         }
         float[] additive;
         try {
@@ -441,7 +449,7 @@ public final class StageServer implements AutoCloseable {
             return answer.toBuilder().id(null).replyTo((String) null)
                     .meta("stage" + stage + ".compute_ns", Long.toString(compute))
                     .meta("stage" + stage + ".downstream_ns", Long.toString(waited))
-                    .meta("stage" + stage + ".bytes", describeBytes(step, answer, clientOptions.serializer()))
+                    .meta("stage" + stage + ".bytes", describeBytes(step, answer, StageServer.serializer(clientOptions)))
                     .build();
         } finally {
             s.lock.unlock();
@@ -455,6 +463,11 @@ public final class StageServer implements AutoCloseable {
             out.append(part.type().name()).append('=').append(Frames.frameLength(part, serializer, false)).append(',');
         }
         return out.append("answer=").append(Frames.frameLength(answer, serializer, false)).toString();
+    }
+
+    /** The serializer a client with these options writes: the one set, else the default (JSON). */
+    static Serializer serializer(TcpOptions options) {
+        return options.serializer() != null ? options.serializer() : netutils.api.Serializers.defaultSerializer();
     }
 
     private static int intMeta(Message m, String key) throws StageException {
@@ -623,7 +636,7 @@ public final class StageServer implements AutoCloseable {
                                 config.kvHeads(), config.headDim()), shape));
                     }
                     Message message = cache.build();
-                    bytes += Frames.frameLength(message, clientOptions.serializer(), clientOptions.checksum());
+                    bytes += Frames.frameLength(message, StageServer.serializer(clientOptions), clientOptions.checksum());
                     messages++;
                     Message ack = to.request(message);
                     if (!ack.type().equals(MessageType.KV_CACHE)
