@@ -74,7 +74,7 @@ public final class PipelineSession implements AutoCloseable {
     private final TcpOptions options;
     private final DType wire;
     private final Sampling sampling;
-    private final boolean returnLogits;
+    private boolean returnLogits;
     private final String session;
     private final String split;
     private final KvCache cache;
@@ -111,6 +111,11 @@ public final class PipelineSession implements AutoCloseable {
     /** The session id, in every message's metadata. */
     public String id() {
         return session;
+    }
+
+    /** Whether the following steps' answers carry the logits (F32 {@code [1, vocab_size]}) or the token only. */
+    public void returnLogits(boolean returnLogits) {
+        this.returnLogits = returnLogits;
     }
 
     /** The positions processed so far: the position of the next token. */
