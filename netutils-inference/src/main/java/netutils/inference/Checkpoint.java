@@ -66,6 +66,7 @@ public final class Checkpoint {
         // config.json first: a reader that sees the weights file (the "ensure" test) always finds the config.
         Path config0 = Files.createTempFile(directory, "config", ".part");
         c.write(config0);
+        Safetensors.readableByAll(config0);
         Files.move(config0, directory.resolve(LlamaModel.CONFIG_FILE), java.nio.file.StandardCopyOption.REPLACE_EXISTING,
                 java.nio.file.StandardCopyOption.ATOMIC_MOVE);
         Safetensors.write(directory.resolve(LlamaModel.WEIGHTS_FILE), tensors,
