@@ -10,6 +10,7 @@ import netutils.api.DType;
 import netutils.api.Message;
 import netutils.api.MessageType;
 import netutils.api.Tensor;
+import netutils.inference.AttentionMask;
 
 /**
  * What the example server does with each message type, as the next stage of a split model would:
@@ -20,7 +21,8 @@ import netutils.api.Tensor;
  * <li>{@code CIS}: checks the rotary frequencies lie on the unit circle and answers with the largest deviation;</li>
  * <li>{@code KV_index}: remembers the position for this connection and acknowledges it;</li>
  * <li>{@code KV_cache}: stores the cache for this connection and answers with a summary (layers, bytes);</li>
- * <li>{@code mask}: counts visible positions and says whether the mask is causal;</li>
+ * <li>{@code mask}: counts visible positions and says whether the mask is causal; BOOL masks (true = may
+ *     attend) and additive F32/F16/BF16 masks (0 = may attend, -inf = may not), as PyTorch code builds them;</li>
  * <li>anything else: echoed back unchanged.</li>
  * </ul>
  * Every answer carries {@code reply_to} = the request's id.
@@ -98,22 +100,36 @@ public final class ModelStageHandler implements ConnectionHandler {
         return worst;
     }
 
+    /**
+     * Visible (query, key) pairs of a mask in any form a PyTorch peer sends: BOOL (true = may attend) or an
+     * additive F32/F16/BF16 mask (0 = may attend, -inf or the dtype's lowest value = may not).
+     */
     private static long countVisible(Tensor mask) {
         long visible = 0;
-        for (boolean b : mask.toBooleanArray()) {
+        for (boolean b : AttentionMask.visible(mask)) {
             visible += b ? 1 : 0;
         }
         return visible;
     }
 
+    /**
+     * Whether query {@code row} sees exactly the keys up to its own position. With {@code rows} new queries after
+     * {@code columns - rows} cached positions (a decoding step), query {@code row} is at position
+     * {@code columns - rows + row}.
+     */
     private static boolean isCausal(Tensor mask) {
         long[] shape = mask.shape();
-        int n = (int) shape[shape.length - 1];
-        boolean[] values = mask.toBooleanArray();
+        if (shape.length < 2) {
+            return false;
+        }
+        // Leading dimensions (batch, heads) each hold one [rows, columns] matrix.
+        int rows = (int) shape[shape.length - 2];
+        int columns = (int) shape[shape.length - 1];
+        boolean[] values = AttentionMask.visible(mask);
         for (int i = 0; i < values.length; i++) {
-            int row = (i / n) % n;
-            int col = i % n;
-            if (values[i] != (col <= row)) {
+            int row = (i / columns) % rows;
+            int col = i % columns;
+            if (values[i] != (col <= columns - rows + row)) {
                 return false;
             }
         }

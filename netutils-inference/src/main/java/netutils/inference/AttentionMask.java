@@ -1,0 +1,123 @@
+package netutils.inference;
+
+import java.util.Arrays;
+import netutils.api.DType;
+import netutils.api.Tensor;
+
+/**
+ * The attention mask forms a peer may send, and the causal mask of a step. A mask has {@code rows} queries
+ * (the step's new positions) by {@code columns} keys (every cached position plus the new ones); it comes in
+ * two forms:
+ *
+ * <ul>
+ * <li>additive, F32, F16 or BF16, as PyTorch code builds it: {@code 0} where a query may see a key, {@code -inf}
+ *     (or the dtype's lowest finite value, which Hugging Face uses) where it may not;</li>
+ * <li>{@link DType#BOOL}: {@code true} where a query may see a key, as {@code scaled_dot_product_attention}
+ *     reads it.</li>
+ * </ul>
+ * Shapes {@code [rows, columns]}, {@code [1, rows, columns]} and {@code [1, 1, rows, columns]} are accepted.
+ */
+public final class AttentionMask {
+    private AttentionMask() {
+    }
+
+    /** Whether this value of an additive mask hides its key: {@code -inf}, or at most the dtype's lowest value. */
+    static boolean hides(float additive, DType dtype) {
+        float lowest = switch (dtype) {
+            case F16 -> -65504f;
+            case BF16 -> -3.3895314e38f;
+            default -> -Float.MAX_VALUE;
+        };
+        return additive <= lowest;
+    }
+
+    /**
+     * The additive causal mask of a step of {@code rows} new positions after {@code position} cached ones:
+     * {@code rows x (position + rows)} values, 0 where {@code column <= position + row}, {@code -inf} elsewhere.
+     */
+    public static float[] causal(int rows, int position) {
+        int columns = position + rows;
+        float[] mask = new float[rows * columns];
+        for (int r = 0; r < rows; r++) {
+            Arrays.fill(mask, r * columns + position + r + 1, (r + 1) * columns, Float.NEGATIVE_INFINITY);
+        }
+        return mask;
+    }
+
+    /**
+     * The {@code [rows, columns]} of a mask tensor of an accepted shape.
+     *
+     * @throws IllegalArgumentException if the shape is not one of the accepted ones
+     */
+    public static int[] rowsAndColumns(Tensor mask) {
+        long[] shape = mask.shape();
+        boolean ok = shape.length >= 2 && shape.length <= 4;
+        for (int i = 0; ok && i < shape.length - 2; i++) {
+            ok = shape[i] == 1;
+        }
+        if (!ok || shape[shape.length - 1] > Integer.MAX_VALUE || shape[shape.length - 2] > Integer.MAX_VALUE) {
+            throw new IllegalArgumentException("mask shape " + Arrays.toString(shape)
+                    + " is not [rows, columns], [1, rows, columns] or [1, 1, rows, columns]");
+        }
+        return new int[] {(int) shape[shape.length - 2], (int) shape[shape.length - 1]};
+    }
+
+    /**
+     * Which keys each query may see, row-major, whatever the mask's form.
+     *
+     * @throws IllegalArgumentException if the dtype is not BOOL, F32, F16 or BF16 (saying which it is), or an
+     *     additive value is neither 0-like nor hiding (NaN)
+     */
+    public static boolean[] visible(Tensor mask) {
+        DType dtype = mask.dtype();
+        if (dtype == DType.BOOL) {
+            return mask.toBooleanArray();
+        }
+        requireFloat(dtype);
+        float[] values = mask.toFloatArray();
+        boolean[] visible = new boolean[values.length];
+        for (int i = 0; i < values.length; i++) {
+            if (Float.isNaN(values[i])) {
+                throw new IllegalArgumentException("mask value " + i + " is NaN");
+            }
+            visible[i] = !hides(values[i], dtype);
+        }
+        return visible;
+    }
+
+    /**
+     * The mask as additive float32 values, ready to add to attention scores: BOOL becomes 0 / {@code -inf},
+     * an additive mask is widened, and values at or below the dtype's lowest finite value become {@code -inf}
+     * (so F16's {@code -65504} hides a key as surely as float32's {@code -inf}).
+     *
+     * @throws IllegalArgumentException as {@link #visible}
+     */
+    public static float[] additive(Tensor mask) {
+        DType dtype = mask.dtype();
+        if (dtype == DType.BOOL) {
+            boolean[] visible = mask.toBooleanArray();
+            float[] out = new float[visible.length];
+            for (int i = 0; i < out.length; i++) {
+                out[i] = visible[i] ? 0f : Float.NEGATIVE_INFINITY;
+            }
+            return out;
+        }
+        requireFloat(dtype);
+        float[] values = mask.toFloatArray();
+        for (int i = 0; i < values.length; i++) {
+            if (Float.isNaN(values[i])) {
+                throw new IllegalArgumentException("mask value " + i + " is NaN");
+            }
+            if (hides(values[i], dtype)) {
+                values[i] = Float.NEGATIVE_INFINITY;
+            }
+        }
+        return values;
+    }
+
+    private static void requireFloat(DType dtype) {
+        if (dtype != DType.F32 && dtype != DType.F16 && dtype != DType.BF16) {
+            throw new IllegalArgumentException("a mask is BOOL or an additive F32, F16 or BF16 mask, not " + dtype);
+        }
+    }
+}
