@@ -50,8 +50,9 @@ public final class InferenceStage {
             System.exit(2);
         }
         LlamaModel model = LlamaModel.load(dir, slice);
-        // A stage has a few long-lived, latency-bound connections: platform threads wake faster than virtual ones.
-        TcpOptions server = TcpOptions.builder().connectionThreads(Thread.ofPlatform().daemon(true).factory()).build();
+        // A stage has a few long-lived, latency-bound connections: the server's default gives the first ones
+        // platform threads, which wake faster than virtual ones.
+        TcpOptions server = TcpOptions.defaults();
         TcpOptions client = TcpOptions.builder().serializer(args.get("--serializer", "json")).build();
         StageServer stageServer;
         try {

@@ -5,7 +5,7 @@ import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import java.util.List;
 import netutils.api.Connection;
-import netutils.api.InMemoryConnection;
+import netutils.api.testing.InMemoryConnection;
 import netutils.api.Message;
 import netutils.api.MessageType;
 import netutils.api.RemoteErrorException;

@@ -10,7 +10,7 @@ import java.util.Objects;
 import java.util.UUID;
 import netutils.api.Connection;
 import netutils.api.DType;
-import netutils.api.Frames;
+import netutils.api.wire.Frames;
 import netutils.api.Message;
 import netutils.api.MessageType;
 import netutils.api.RemoteErrorException;

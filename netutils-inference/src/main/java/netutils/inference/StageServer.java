@@ -24,7 +24,7 @@ import java.util.concurrent.locks.ReentrantLock;
 import netutils.api.Connection;
 import netutils.api.ConnectionClosedException;
 import netutils.api.DType;
-import netutils.api.Frames;
+import netutils.api.wire.Frames;
 import netutils.api.Message;
 import netutils.api.MessageType;
 import netutils.api.RemoteErrorException;
@@ -467,7 +467,8 @@ public final class StageServer implements AutoCloseable {
 
     /** The serializer a client with these options writes: the one set, else the default (JSON). */
     static Serializer serializer(TcpOptions options) {
-        return options.serializer() != null ? options.serializer() : netutils.api.Serializers.defaultSerializer();
+        return options.serializer().map(netutils.api.wire.Serializers::byName)
+                .orElseGet(netutils.api.wire.Serializers::defaultSerializer);
     }
 
     private static int intMeta(Message m, String key) throws StageException {
