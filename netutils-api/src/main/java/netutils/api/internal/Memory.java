@@ -1,8 +1,13 @@
 package netutils.api.internal;
 
+import java.io.IOException;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.nio.ByteBuffer;
+import java.nio.channels.FileChannel;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
 
 /**
  * Where netutils puts tensor bytes it allocates itself. Small tensors (a decoded token's hidden state, a KV
@@ -15,6 +20,47 @@ public final class Memory {
     public static final long SMALL = 64 * 1024;
 
     private Memory() {
+    }
+
+    /** Where {@link #allocateOnDemand} maps its memory: a RAM-backed file system, or none. */
+    private static final Path SHARED_MEMORY = sharedMemoryDirectory();
+
+    private static Path sharedMemoryDirectory() {
+        String configured = System.getProperty("netutils.memory.dir", "/dev/shm");
+        if (configured.isEmpty()) {
+            return null;
+        }
+        Path directory = Path.of(configured);
+        return Files.isDirectory(directory) && Files.isWritable(directory) ? directory : null;
+    }
+
+    /**
+     * Zero-filled native memory of {@code byteSize} bytes that the kernel commits page by page as it is first
+     * written, not up front: a claim of a gigabyte costs nothing until the bytes arrive. It is a mapping of an
+     * unlinked file in {@code /dev/shm} (RAM, not disk; set {@code -Dnetutils.memory.dir} to change or, with an
+     * empty value, to turn this off), unmapped by the garbage collector once unreachable, and unlike
+     * {@link Arena#allocate} it neither zeroes every page first nor counts against
+     * {@code -XX:MaxDirectMemorySize}. Falls back to {@link Arena#allocate} when that file system is missing or
+     * has too little room.
+     */
+    public static MemorySegment allocateOnDemand(long byteSize) {
+        Path directory = SHARED_MEMORY;
+        if (directory != null && byteSize > SMALL) {
+            try {
+                // Leave room for others: writing past a full tmpfs would fault, not fail politely.
+                if (Files.getFileStore(directory).getUsableSpace() > 2 * byteSize + (256L << 20)) {
+                    Path file = Files.createTempFile(directory, "netutils-", ".tensor");
+                    try (FileChannel channel = FileChannel.open(file, StandardOpenOption.READ, StandardOpenOption.WRITE)) {
+                        return channel.map(FileChannel.MapMode.READ_WRITE, 0, byteSize, Arena.ofAuto());
+                    } finally {
+                        Files.deleteIfExists(file); // the mapping keeps the memory; the name is not needed
+                    }
+                }
+            } catch (IOException | UnsupportedOperationException e) {
+                // Fall through to ordinary native memory.
+            }
+        }
+        return Arena.ofAuto().allocate(byteSize, 64);
     }
 
     /**

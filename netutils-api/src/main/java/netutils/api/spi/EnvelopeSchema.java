@@ -58,6 +58,12 @@ public final class EnvelopeSchema {
     public static final String DATA = "data";
     /** The deepest nesting a reader needs to accept (an envelope has four levels); deeper input is refused. */
     public static final int MAX_DEPTH = 8;
+    /**
+     * The most values (maps, arrays, strings, numbers) a reader accepts in one envelope: about 25,000 tensors. A
+     * parsed tree costs tens of times its bytes, so a large junk envelope must be refused while it is read, not
+     * after; readers count with {@link #countValue}.
+     */
+    public static final int MAX_VALUES = 262_144;
 
     private static final Set<String> TEXT_KEYS = Set.of(TYPE, ID, REPLY_TO, META, TENSORS);
     private static final Set<String> TEXT_TENSOR_KEYS = Set.of(NAME, DTYPE, SHAPE, DATA);
@@ -73,6 +79,20 @@ public final class EnvelopeSchema {
     /** The exception a reader throws when {@code key} appears twice in the map at {@code path}. */
     public static ProtocolException duplicateKey(String path, String key) {
         return invalid((path.isEmpty() ? "" : path + ": ") + "key '" + key + "' appears twice");
+    }
+
+    /**
+     * Counts one more value read; call it for every value.
+     *
+     * @param count how many values were read before this one
+     * @return {@code count + 1}
+     * @throws ProtocolException once the envelope has more than {@link #MAX_VALUES}
+     */
+    public static int countValue(int count) throws ProtocolException {
+        if (count >= MAX_VALUES) {
+            throw invalid("envelope has more than " + MAX_VALUES + " values");
+        }
+        return count + 1;
     }
 
     /** The exception a reader throws for nesting deeper than {@link #MAX_DEPTH}. */

@@ -7,6 +7,7 @@ import java.lang.foreign.MemorySegment;
 import java.lang.foreign.SegmentAllocator;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
+import java.util.Arrays;
 import java.util.List;
 import java.util.Map;
 import java.util.zip.CRC32C;
@@ -32,6 +33,8 @@ import netutils.api.internal.Memory;
 public final class FrameDecoder {
     /** With a checksum, read in slices this large so the CRC runs over bytes still in cache. */
     private static final long CHECKSUM_SLICE = 1L << 20;
+    /** The envelope buffer starts this large and doubles as bytes arrive. */
+    private static final int ENVELOPE_STEP = 64 * 1024;
 
     /**
      * Where received tensors live by default: fresh memory per tensor ({@link Memory#allocate}), freed by the
@@ -201,8 +204,7 @@ public final class FrameDecoder {
                 throw new ProtocolException(Kind.MALFORMED_ENVELOPE, "envelope of " + envelopeLength
                         + " bytes exceeds the limit of " + limits.maxEnvelopeLength() + " bytes");
             }
-            byte[] envelopeBytes = new byte[(int) envelopeLength];
-            fill(ByteBuffer.wrap(envelopeBytes), "the envelope");
+            byte[] envelopeBytes = readEnvelope((int) envelopeLength);
             Envelope envelope;
             try {
                 envelope = serializer.readEnvelope(envelopeBytes);
@@ -295,6 +297,24 @@ public final class FrameDecoder {
                     bodyRead += length;
                 }
             }
+        }
+
+        /**
+         * Reads the envelope into an array that grows as its bytes arrive: a peer that declares a 16 MiB envelope
+         * and sends nothing more costs 64 KiB, not 16 MiB.
+         */
+        private byte[] readEnvelope(int length) throws IOException {
+            byte[] envelope = new byte[Math.min(length, ENVELOPE_STEP)];
+            int got = 0;
+            while (got < length) {
+                if (got == envelope.length) {
+                    envelope = Arrays.copyOf(envelope, (int) Math.min(length, 2L * envelope.length));
+                }
+                ByteBuffer part = ByteBuffer.wrap(envelope, got, envelope.length - got);
+                fill(part, "the envelope");
+                got = envelope.length;
+            }
+            return envelope;
         }
 
         private void fill(ByteBuffer destination, String what) throws IOException {

@@ -31,9 +31,21 @@ public final class Serializers {
     private static final class Installed {
         static final SerializerRegistry REGISTRY = load();
         static final List<MessageTextFormat> TEXT_FORMATS = new ArrayList<>();
+        static final List<String> TEXT_FORMAT_FAILURES = new ArrayList<>();
 
         static {
-            ServiceLoader.load(MessageTextFormat.class, Serializers.class.getClassLoader()).forEach(TEXT_FORMATS::add);
+            var formats = ServiceLoader.load(MessageTextFormat.class, Serializers.class.getClassLoader()).iterator();
+            while (true) {
+                try {
+                    if (!formats.hasNext()) {
+                        break;
+                    }
+                    TEXT_FORMATS.add(formats.next());
+                } catch (ServiceConfigurationError e) {
+                    // A broken text format must not take the serializers down with it; asking for it says why.
+                    TEXT_FORMAT_FAILURES.add(e.getMessage());
+                }
+            }
         }
 
         private static SerializerRegistry load() {
@@ -133,6 +145,7 @@ public final class Serializers {
             }
         }
         throw new IllegalStateException("no '" + name + "' text format is installed: add "
-                + "netutils-serde-json (module netutils.serde.json) to the module path or class path");
+                + "netutils-serde-json (module netutils.serde.json) to the module path or class path"
+                + (Installed.TEXT_FORMAT_FAILURES.isEmpty() ? "" : "; failed to load: " + Installed.TEXT_FORMAT_FAILURES));
     }
 }

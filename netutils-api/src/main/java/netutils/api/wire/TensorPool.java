@@ -1,6 +1,5 @@
 package netutils.api.wire;
 
-import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.SegmentAllocator;
 import java.util.ArrayList;
@@ -67,7 +66,7 @@ final class TensorPool {
             idleBytes.addAndGet(-size);
             return chunk;
         }
-        return Arena.ofAuto().allocate(size, Tensor.ALIGNMENT);
+        return Memory.allocateOnDemand(size); // committed as the bytes arrive, not when a frame claims them
     }
 
     private void give(MemorySegment chunk) {

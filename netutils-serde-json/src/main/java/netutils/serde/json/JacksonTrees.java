@@ -64,14 +64,15 @@ public final class JacksonTrees {
         if (parser.nextToken() == null) {
             throw EnvelopeSchema.invalid(what + " is empty");
         }
-        Object value = read(parser, 0, "");
+        Object value = read(parser, 0, "", new int[1]);
         if (parser.nextToken() != null) {
             throw EnvelopeSchema.invalid(what + " has content after its end");
         }
         return value;
     }
 
-    private static Object read(JsonParser parser, int depth, String path) throws ProtocolException {
+    private static Object read(JsonParser parser, int depth, String path, int[] count) throws ProtocolException {
+        count[0] = EnvelopeSchema.countValue(count[0]);
         JsonToken token = parser.currentToken();
         switch (token) {
             case START_OBJECT -> {
@@ -81,7 +82,7 @@ public final class JacksonTrees {
                 Map<String, Object> map = new LinkedHashMap<>();
                 for (String key = parser.nextName(); key != null; key = parser.nextName()) {
                     parser.nextToken();
-                    Object value = read(parser, depth + 1, path.isEmpty() ? key : path + "." + key);
+                    Object value = read(parser, depth + 1, path.isEmpty() ? key : path + "." + key, count);
                     if (map.containsKey(key)) {
                         throw EnvelopeSchema.duplicateKey(path, key);
                     }
@@ -95,7 +96,7 @@ public final class JacksonTrees {
                 }
                 List<Object> list = new ArrayList<>();
                 while (parser.nextToken() != JsonToken.END_ARRAY) {
-                    list.add(read(parser, depth + 1, path + "[" + list.size() + "]"));
+                    list.add(read(parser, depth + 1, path + "[" + list.size() + "]", count));
                 }
                 return list;
             }

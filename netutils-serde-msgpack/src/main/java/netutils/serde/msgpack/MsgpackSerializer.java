@@ -109,9 +109,18 @@ public final class MsgpackSerializer implements Serializer {
     }
 
     /** Bounded reads of plain values: every declared count is checked against the bytes that remain. */
-    private record Reader(MessageUnpacker in, long size) {
+    private static final class Reader {
+        private final MessageUnpacker in;
+        private final long size;
+        private int values;
+
+        Reader(MessageUnpacker in, long size) {
+            this.in = in;
+            this.size = size;
+        }
 
         Object value(int depth, String path) throws IOException, ProtocolException {
+            values = EnvelopeSchema.countValue(values);
             MessageFormat format = in.getNextFormat();
             switch (format.getValueType()) {
                 case NIL -> {

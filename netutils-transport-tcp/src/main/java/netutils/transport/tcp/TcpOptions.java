@@ -31,6 +31,8 @@ import netutils.api.wire.Serializers;
  * <tr><td>keepaliveInterval</td><td>30 s</td><td>silence after which a {@code _ping} is sent; zero: no pings</td></tr>
  * <tr><td>keepaliveTimeout</td><td>20 s</td><td>how long after a ping with nothing received the peer is
  *     declared gone</td></tr>
+ * <tr><td>minTransferRate</td><td>64 KiB/s</td><td>the slowest average a frame may arrive at once it is older
+ *     than the read timeout; slower peers are disconnected (zero: no minimum)</td></tr>
  * <tr><td>maxFrameBytes</td><td>1 GiB</td><td>the largest frame body accepted; up to {@link Frames#MAX_BODY_LENGTH}</td></tr>
  * <tr><td>maxEnvelopeBytes</td><td>16 MiB</td><td>the largest envelope accepted</td></tr>
  * <tr><td>serializer</td><td>empty: answer in the serializer of the last frame received, JSON before any</td>
@@ -45,13 +47,16 @@ import netutils.api.wire.Serializers;
  * @param requestTimeout the deadline of calls made without one
  * @param keepaliveInterval silence after which a ping is sent; zero turns keepalive off
  * @param keepaliveTimeout how long to wait for any frame after a ping before the peer is declared gone
+ * @param minTransferRate the slowest average rate, in bytes per second, a frame may arrive at once it is older
+ *     than the read timeout; zero for no minimum
  * @param maxFrameBytes the largest frame body accepted
  * @param maxEnvelopeBytes the largest envelope accepted
  * @param serializer the name of the serializer of sent frames; empty to answer in the peer's (JSON before any)
  * @param checksum whether sent frames carry a CRC32C of the body
  */
 public record TcpOptions(Duration connectTimeout, Duration readTimeout, Duration writeTimeout, Duration idleTimeout,
-        Duration requestTimeout, Duration keepaliveInterval, Duration keepaliveTimeout, long maxFrameBytes,
+        Duration requestTimeout, Duration keepaliveInterval, Duration keepaliveTimeout, long minTransferRate,
+        long maxFrameBytes,
         int maxEnvelopeBytes, Optional<String> serializer, boolean checksum) {
     private static final TcpOptions DEFAULTS = builder().build();
 
@@ -65,6 +70,9 @@ public record TcpOptions(Duration connectTimeout, Duration readTimeout, Duration
         nonNegative(keepaliveInterval, "keepaliveInterval");
         if (!keepaliveInterval.isZero()) {
             positive(keepaliveTimeout, "keepaliveTimeout");
+        }
+        if (minTransferRate < 0) {
+            throw new IllegalArgumentException("minTransferRate must not be negative, got " + minTransferRate);
         }
         if (maxFrameBytes < 0 || maxFrameBytes > Frames.MAX_BODY_LENGTH) {
             throw new IllegalArgumentException("maxFrameBytes must be 0.." + Frames.MAX_BODY_LENGTH + ", got "
@@ -97,6 +105,7 @@ public record TcpOptions(Duration connectTimeout, Duration readTimeout, Duration
         b.requestTimeout = requestTimeout;
         b.keepaliveInterval = keepaliveInterval;
         b.keepaliveTimeout = keepaliveTimeout;
+        b.minTransferRate = minTransferRate;
         b.maxFrameBytes = maxFrameBytes;
         b.maxEnvelopeBytes = maxEnvelopeBytes;
         b.serializer = serializer;
@@ -125,6 +134,7 @@ public record TcpOptions(Duration connectTimeout, Duration readTimeout, Duration
         private Duration requestTimeout = Duration.ofMinutes(2);
         private Duration keepaliveInterval = Duration.ofSeconds(30);
         private Duration keepaliveTimeout = Duration.ofSeconds(20);
+        private long minTransferRate = 64 * 1024;
         private long maxFrameBytes = 1L << 30;
         private int maxEnvelopeBytes = 16 << 20;
         private Optional<String> serializer = Optional.empty();
@@ -185,6 +195,19 @@ public record TcpOptions(Duration connectTimeout, Duration readTimeout, Duration
             return this;
         }
 
+        /**
+         * The slowest average rate, in bytes per second, at which a frame may arrive once it is older than the read
+         * timeout: a peer that trickles a byte now and then (never tripping the read timeout) is disconnected.
+         * Zero: no minimum.
+         */
+        public Builder minTransferRate(long bytesPerSecond) {
+            if (bytesPerSecond < 0) {
+                throw new IllegalArgumentException("minTransferRate must not be negative, got " + bytesPerSecond);
+            }
+            this.minTransferRate = bytesPerSecond;
+            return this;
+        }
+
         /** The largest frame body accepted: 0 to {@link Frames#MAX_BODY_LENGTH}. */
         public Builder maxFrameBytes(long bytes) {
             if (bytes < 0 || bytes > Frames.MAX_BODY_LENGTH) {
@@ -229,7 +252,8 @@ public record TcpOptions(Duration connectTimeout, Duration readTimeout, Duration
         /** The options. */
         public TcpOptions build() {
             return new TcpOptions(connectTimeout, readTimeout, writeTimeout, idleTimeout, requestTimeout,
-                    keepaliveInterval, keepaliveTimeout, maxFrameBytes, maxEnvelopeBytes, serializer, checksum);
+                    keepaliveInterval, keepaliveTimeout, minTransferRate, maxFrameBytes, maxEnvelopeBytes, serializer,
+                    checksum);
         }
     }
 }

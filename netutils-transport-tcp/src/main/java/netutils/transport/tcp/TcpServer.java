@@ -8,7 +8,9 @@ import java.nio.channels.ClosedChannelException;
 import java.nio.channels.ServerSocketChannel;
 import java.nio.channels.SocketChannel;
 import java.util.Objects;
+import java.util.Map;
 import java.util.Set;
+import java.util.concurrent.TimeUnit;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.Semaphore;
 import netutils.api.Connection;
@@ -57,8 +59,14 @@ public final class TcpServer implements AutoCloseable {
     private final ThreadFactory virtualThreads = Thread.ofVirtual().name("netutils-connection-", 0).factory();
     private final ThreadFactory platformThreadFactory = Thread.ofPlatform().daemon(true)
             .name("netutils-connection-p", 0).factory();
+    private final Map<InetAddress, Integer> perAddress = new ConcurrentHashMap<>();
+    /** Evicted connections whose slot went to the newcomer that evicted them. */
+    private final Set<TcpConnection> slotHandedOver = ConcurrentHashMap.newKeySet();
+    private final TcpOptions connectionOptions;
     private volatile Thread acceptor;
     private volatile boolean closing;
+    /** A full server evicts a connection only if it has been idle at least this long. */
+    private static final long EVICTABLE_IDLE_NANOS = TimeUnit.SECONDS.toNanos(1);
 
     private TcpServer(ServerSocketChannel channel, TcpServerOptions options) throws IOException {
         this.channel = channel;
@@ -66,6 +74,8 @@ public final class TcpServer implements AutoCloseable {
         this.budget = new ByteBudget(options.maxBytesInFlight(), options.connection().readTimeout());
         this.connectionSlots = new Semaphore(options.maxConnections());
         this.address = (InetSocketAddress) channel.getLocalAddress();
+        // Server connections close after the server's idle timeout; TcpOptions.idleTimeout is the clients'.
+        this.connectionOptions = options.connection().toBuilder().idleTimeout(options.idleTimeout()).build();
     }
 
     /** Listens on {@code port} of the loopback address only, with default options; port 0 picks a free port. */
@@ -218,15 +228,77 @@ public final class TcpServer implements AutoCloseable {
             closeQuietly(socket);
             return;
         }
-        if (!connectionSlots.tryAcquire()) {
-            try (connection) {
-                connection.send(Message.error("SERVER_BUSY", "server on " + address + " already serves "
-                        + options.maxConnections() + " connections; try again later"));
-            } catch (IOException | RuntimeException ignored) {
-                // The peer is turned away either way.
-            }
+        InetAddress remote = remoteAddress(socket);
+        if (perAddress.merge(remote, 1, Integer::sum) > options.maxConnectionsPerAddress()) {
+            forget(remote);
+            turnAway(connection, "server on " + address + " already serves " + options.maxConnectionsPerAddress()
+                    + " connections from " + remote.getHostAddress() + "; try again later");
             return;
         }
+        try {
+            if (!connectionSlots.tryAcquire() && !evictIdlest()) {
+                turnAway(connection, "server on " + address + " already serves " + options.maxConnections()
+                        + " connections; try again later");
+                return;
+            }
+            serveTracked(connection, handler);
+        } finally {
+            forget(remote);
+        }
+    }
+
+    /** One connection from {@code remote} fewer; addresses with none are dropped, so the map stays small. */
+    private void forget(InetAddress remote) {
+        perAddress.computeIfPresent(remote, (key, count) -> count == 1 ? null : count - 1);
+    }
+
+    private static InetAddress remoteAddress(SocketChannel socket) {
+        try {
+            return ((InetSocketAddress) socket.getRemoteAddress()).getAddress();
+        } catch (IOException | RuntimeException e) {
+            return InetAddress.getLoopbackAddress();
+        }
+    }
+
+    private static void turnAway(TcpConnection connection, String why) {
+        try (connection) {
+            connection.send(Message.error("SERVER_BUSY", why));
+        } catch (IOException | RuntimeException ignored) {
+            // The peer is turned away either way.
+        }
+    }
+
+    /**
+     * The server is full: closes the connection that has been idle the longest, if one has been idle a while,
+     * and gives its slot to the caller (not back to the pool, where another newcomer could take it first).
+     *
+     * @return whether the caller now holds the evicted connection's slot
+     */
+    private boolean evictIdlest() {
+        while (true) {
+            TcpConnection idlest = null;
+            long longest = EVICTABLE_IDLE_NANOS;
+            for (TcpConnection candidate : live) {
+                long idle = candidate.idleNanos();
+                if (idle >= longest && candidate.isOpen() && !slotHandedOver.contains(candidate)) {
+                    idlest = candidate;
+                    longest = idle;
+                }
+            }
+            if (idlest == null) {
+                return false;
+            }
+            if (slotHandedOver.add(idlest)) { // exactly one newcomer takes a given connection's slot
+                String why = "evicted: idle for " + Duration.ofNanos(longest) + " while the server on " + address
+                        + " is full";
+                LOG.log(Level.DEBUG, () -> "closing a connection: " + why);
+                turnAway(idlest, why);
+                return true;
+            }
+        }
+    }
+
+    private void serveTracked(TcpConnection connection, ConnectionHandler handler) {
         try (connection) {
             track(connection);
             handler.handle(connection);
@@ -239,12 +311,14 @@ public final class TcpServer implements AutoCloseable {
             // The handler's failure, or memory running out: this connection ends, the server goes on.
             LOG.log(Level.WARNING, "handler failed on connection " + connection.peer() + "; connection closed", e);
         } finally {
-            connectionSlots.release();
+            if (!slotHandedOver.remove(connection)) {
+                connectionSlots.release();
+            }
         }
     }
 
     private TcpConnection wrap(SocketChannel socket) throws IOException {
-        return TcpConnection.open(socket, options.connection(), budget, () -> closing, DRAIN_POLL);
+        return TcpConnection.open(socket, connectionOptions, budget, () -> closing, DRAIN_POLL);
     }
 
     private TcpConnection track(TcpConnection connection) {

@@ -13,9 +13,15 @@ import java.util.concurrent.ThreadFactory;
  * <caption>Defaults</caption>
  * <tr><th>option</th><th>default</th><th>meaning</th></tr>
  * <tr><td>connection</td><td>{@link TcpOptions#defaults()}</td><td>the options of each connection</td></tr>
- * <tr><td>maxConnections</td><td>1024</td><td>connections served at once; more are told SERVER_BUSY</td></tr>
- * <tr><td>maxBytesInFlight</td><td>max(2 GiB, maxFrameBytes)</td><td>frame bodies being received at once,
- *     over all connections; a frame waits for room before its memory is allocated</td></tr>
+ * <tr><td>maxConnections</td><td>1024</td><td>connections served at once; when full, the connection idle the
+ *     longest (at least a second) makes room for a new one, and without one the new one is told SERVER_BUSY</td></tr>
+ * <tr><td>maxConnectionsPerAddress</td><td>256</td><td>connections from one remote address at once; more are
+ *     told SERVER_BUSY</td></tr>
+ * <tr><td>idleTimeout</td><td>5 min</td><td>a connection that sends no frame for this long is closed (zero:
+ *     never); it applies to server connections instead of {@link TcpOptions#idleTimeout()}</td></tr>
+ * <tr><td>maxBytesInFlight</td><td>max(2 GiB, maxFrameBytes)</td><td>bytes of frames over 1 MiB being received
+ *     at once, over all connections, counted as they arrive; a frame that cannot get room within the read
+ *     timeout is refused with SERVER_BUSY</td></tr>
  * <tr><td>connectionThreads</td><td>platform threads for the first 16 connections, virtual threads beyond</td>
  *     <td>the thread serving each connection (see {@link Builder#connectionThreads})</td></tr>
  * <tr><td>shutdownGrace</td><td>5 s</td><td>how long {@code close()} lets messages that have arrived be
@@ -24,12 +30,14 @@ import java.util.concurrent.ThreadFactory;
  *
  * @param connection the options of each connection
  * @param maxConnections connections served at once
+ * @param maxConnectionsPerAddress connections from one remote address at once
+ * @param idleTimeout how long a connection may send nothing before it is closed; zero for never
  * @param maxBytesInFlight bytes of frame bodies being received at once over all connections
  * @param connectionThreads makes the thread that serves a connection; {@code null} for the default mix
  * @param shutdownGrace how long {@link TcpServer#close()} waits for messages in flight
  */
-public record TcpServerOptions(TcpOptions connection, int maxConnections, long maxBytesInFlight,
-        ThreadFactory connectionThreads, Duration shutdownGrace) {
+public record TcpServerOptions(TcpOptions connection, int maxConnections, int maxConnectionsPerAddress,
+        Duration idleTimeout, long maxBytesInFlight, ThreadFactory connectionThreads, Duration shutdownGrace) {
     /** How many connections get a platform thread by default: they wake sooner than virtual threads. */
     public static final int DEFAULT_PLATFORM_THREADS = 16;
 
@@ -40,6 +48,13 @@ public record TcpServerOptions(TcpOptions connection, int maxConnections, long m
         Objects.requireNonNull(connection, "connection");
         if (maxConnections <= 0) {
             throw new IllegalArgumentException("maxConnections must be positive, got " + maxConnections);
+        }
+        if (maxConnectionsPerAddress <= 0) {
+            throw new IllegalArgumentException("maxConnectionsPerAddress must be positive, got "
+                    + maxConnectionsPerAddress);
+        }
+        if (idleTimeout.isNegative()) {
+            throw new IllegalArgumentException("idleTimeout must not be negative, got " + idleTimeout);
         }
         if (maxBytesInFlight < connection.maxFrameBytes()) {
             throw new IllegalArgumentException("maxBytesInFlight (" + maxBytesInFlight + ") must be at least "
@@ -69,6 +84,8 @@ public record TcpServerOptions(TcpOptions connection, int maxConnections, long m
     public static final class Builder {
         private TcpOptions connection = TcpOptions.defaults();
         private int maxConnections = 1024;
+        private int maxConnectionsPerAddress = 256;
+        private Duration idleTimeout = Duration.ofMinutes(5);
         private long maxBytesInFlight;
         private ThreadFactory connectionThreads;
         private Duration shutdownGrace = Duration.ofSeconds(5);
@@ -88,6 +105,24 @@ public record TcpServerOptions(TcpOptions connection, int maxConnections, long m
                 throw new IllegalArgumentException("maxConnections must be positive, got " + connections);
             }
             this.maxConnections = connections;
+            return this;
+        }
+
+        /** Connections from one remote address at once (positive); more are told {@code SERVER_BUSY}. */
+        public Builder maxConnectionsPerAddress(int connections) {
+            if (connections <= 0) {
+                throw new IllegalArgumentException("maxConnectionsPerAddress must be positive, got " + connections);
+            }
+            this.maxConnectionsPerAddress = connections;
+            return this;
+        }
+
+        /** How long a connection may send no frame before the server closes it; zero for never. */
+        public Builder idleTimeout(Duration timeout) {
+            if (timeout.isNegative()) {
+                throw new IllegalArgumentException("idleTimeout must not be negative, got " + timeout);
+            }
+            this.idleTimeout = timeout;
             return this;
         }
 
@@ -123,7 +158,8 @@ public record TcpServerOptions(TcpOptions connection, int maxConnections, long m
         /** The options. */
         public TcpServerOptions build() {
             long inFlight = maxBytesInFlight > 0 ? maxBytesInFlight : Math.max(2L << 30, connection.maxFrameBytes());
-            return new TcpServerOptions(connection, maxConnections, inFlight, connectionThreads, shutdownGrace);
+            return new TcpServerOptions(connection, maxConnections, maxConnectionsPerAddress, idleTimeout, inFlight,
+                    connectionThreads, shutdownGrace);
         }
     }
 }

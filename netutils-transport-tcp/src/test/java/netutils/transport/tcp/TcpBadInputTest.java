@@ -151,10 +151,13 @@ class TcpBadInputTest {
                     Message reply = healthy.request(Message.of(MessageType.KV_INDEX, Tensor.scalar(i)));
                     assertThat(reply.data().longValue()).isEqualTo(i);
                 }
-                // The stalled one is dropped after the read timeout; its socket sees the close.
+                // The stalled one is told why and dropped after the read timeout; its socket sees the close.
                 stalling.setSoTimeout(5_000);
-                InputStream in = stalling.getInputStream();
-                assertThat(in.read()).isEqualTo(-1);
+                Message told = readFrame(stalling.getInputStream());
+                assertThat(told.type()).isEqualTo(MessageType.ERROR);
+                assertThat(told.meta("code")).contains("TIMEOUT");
+                assertThat(told.meta("detail").orElse("")).contains("read timed out");
+                assertThat(stalling.getInputStream().read()).isEqualTo(-1);
                 assertThat(healthy.request(Message.of(MessageType.KV_INDEX, Tensor.scalar(99))).data().longValue()).isEqualTo(99);
             }
         }

@@ -121,7 +121,11 @@ final class ChannelSource implements FrameSource {
     private int watchedRead(ByteBuffer destination) throws IOException {
         watchdog.readStarted();
         try {
-            return channel.read(destination);
+            int count = channel.read(destination);
+            if (count > 0) {
+                watchdog.frameProgress(count);
+            }
+            return count;
         } finally {
             watchdog.readEnded();
         }

@@ -38,7 +38,8 @@ public final class TcpConnection extends AbstractConnection {
     private volatile Runnable onClose = () -> { };
     private volatile Serializer lastReceivedSerializer;
     private volatile String stalled;
-    private long lastFrameNanos = System.nanoTime(); // read under the reader lock only
+    private volatile long lastFrameNanos = System.nanoTime();
+    private volatile boolean frameInProgress;
     private final BooleanSupplier draining;
     private final long drainPollNanos;
 
@@ -46,7 +47,8 @@ public final class TcpConnection extends AbstractConnection {
             BooleanSupplier draining, Duration drainPoll) throws IOException {
         super(peer, options.requestTimeout(), options.keepaliveInterval(), options.keepaliveTimeout());
         this.channel = channel;
-        this.watchdog = new IoWatchdog(options.readTimeout(), options.writeTimeout(), this::onStall);
+        this.watchdog = new IoWatchdog(options.readTimeout(), options.writeTimeout(), options.minTransferRate(),
+                options.readTimeout().isZero() ? Duration.ofSeconds(10) : options.readTimeout(), this::onStall);
         this.source = new ChannelSource(channel, watchdog);
         this.sink = new ChannelSink(channel, watchdog);
         this.limits = new FrameDecoder.Limits(options.maxFrameBytes(), options.maxEnvelopeBytes());
@@ -118,13 +120,17 @@ public final class TcpConnection extends AbstractConnection {
                 case FRAME -> {
                 }
             }
-            FrameHeader header = FrameDecoder.readHeader(source, limits);
-            if (header == null) {
-                throw new ConnectionClosedException("peer " + peer() + " closed the connection");
+            frameInProgress = true;
+            try {
+                FrameHeader header = FrameDecoder.readHeader(source, limits);
+                if (header == null) {
+                    throw new ConnectionClosedException("peer " + peer() + " closed the connection");
+                }
+                return readBody(header, tensorMemory);
+            } finally {
+                frameInProgress = false;
+                lastFrameNanos = System.nanoTime();
             }
-            Message message = readBody(header, tensorMemory);
-            lastFrameNanos = System.nanoTime();
-            return message;
         } catch (ProtocolException e) {
             if (e.kind() != ProtocolException.Kind.TRUNCATED) {
                 tellPeer(e.kind().name(), e.getMessage());
@@ -169,19 +175,32 @@ public final class TcpConnection extends AbstractConnection {
         }
     }
 
+    /**
+     * Reads a body, its bytes counted against the minimum transfer rate and, on a server, against the budget of
+     * bytes in flight as they arrive (not as the header claims them: a peer that claims a gigabyte and sends
+     * nothing holds nothing). Frames of up to one I/O call need no budget: they are bounded by the number of
+     * connections.
+     */
     private Message readBody(FrameHeader header, SegmentAllocator tensorMemory) throws IOException {
-        if (budget != null) {
-            budget.acquire(header.bodyLength());
-        }
+        BudgetedSource budgeted = budget != null && header.bodyLength() > ChannelSource.IO_CALL
+                ? new BudgetedSource(source, budget) : null;
+        watchdog.frameStarted();
         try {
-            FrameDecoder.Decoded decoded = FrameDecoder.readBody(source, header, limits, tensorMemory, peer());
+            FrameDecoder.Decoded decoded = FrameDecoder.readBody(budgeted != null ? budgeted : source, header, limits,
+                    tensorMemory, peer());
             lastReceivedSerializer = decoded.serializer();
             return decoded.message();
         } finally {
-            if (budget != null) {
-                budget.release(header.bodyLength());
+            watchdog.frameEnded();
+            if (budgeted != null) {
+                budgeted.releaseAll();
             }
         }
+    }
+
+    /** How long since the last frame ended, or 0 while a frame is being read: what an evicting server asks. */
+    public long idleNanos() {
+        return frameInProgress ? 0 : System.nanoTime() - lastFrameNanos;
     }
 
     private ConnectionClosedException idleClose() {
@@ -221,9 +240,18 @@ public final class TcpConnection extends AbstractConnection {
         return e;
     }
 
-    private void onStall(String operation, Duration timeout) {
-        stalled = operation + " timed out: no progress for " + timeout;
-        fail(new SocketTimeoutException(stalled + " (peer " + peer() + ")"));
+    private void onStall(String why) {
+        stalled = why;
+        SocketTimeoutException timeout = new SocketTimeoutException(why + " (peer " + peer() + ")");
+        if (why.startsWith("write")) {
+            fail(timeout); // the peer does not read: telling it would block too
+            return;
+        }
+        // Off the shared watchdog thread: the peer learns why, then the connection ends.
+        Thread.ofVirtual().name("netutils-stall-" + peer()).start(() -> {
+            tellPeer("TIMEOUT", why);
+            fail(timeout);
+        });
     }
 
     /** Runs {@code action} once when the connection closes (a server forgets the connection then). */
