@@ -20,6 +20,7 @@ public interface Connection extends AutoCloseable {
     /**
      * Sends one message as one frame.
      *
+     * @param message the message to send
      * @throws FrameTooLargeException before anything is sent, if the message does not fit a frame
      * @throws IOException if the connection fails or the write times out (the connection is then closed)
      */
@@ -28,6 +29,7 @@ public interface Connection extends AutoCloseable {
     /**
      * Waits for the next message.
      *
+     * @return the message, its tensors in fresh memory
      * @throws ConnectionClosedException if the peer closed the connection between messages, or it was closed here
      * @throws ProtocolException if the frame breaks the wire format, or the peer vanished mid-frame
      * @throws RemoteErrorException if the peer sent an error message
@@ -53,6 +55,8 @@ public interface Connection extends AutoCloseable {
      * If the allocator cannot provide a tensor's bytes, the frame cannot be read: an {@link IOException} says
      * so and the connection is closed.
      *
+     * @param tensorMemory where the tensors of the message go
+     * @return the message, its tensors in memory from {@code tensorMemory}
      * @throws IOException as {@link #receive()}
      */
     Message receive(java.lang.foreign.SegmentAllocator tensorMemory) throws IOException;
@@ -61,6 +65,8 @@ public interface Connection extends AutoCloseable {
      * Waits at most {@code timeout} for the next message to begin. A timeout before the first byte of a frame
      * leaves the connection usable and returns empty; once a frame has begun, the read timeout applies.
      *
+     * @param timeout how long to wait for a frame to begin
+     * @return the message, or empty if none began within {@code timeout}
      * @throws IOException as {@link #receive()}
      */
     Optional<Message> receive(Duration timeout) throws IOException;
@@ -68,6 +74,8 @@ public interface Connection extends AutoCloseable {
     /**
      * Sends {@code request} and waits for the next message, the original module's send-then-receive pattern.
      *
+     * @param request the message to send
+     * @return the next message received after it
      * @throws IOException as {@link #send} and {@link #receive()}
      */
     default Message request(Message request) throws IOException {
@@ -75,10 +83,18 @@ public interface Connection extends AutoCloseable {
         return receive();
     }
 
-    /** Whether the connection is still open. */
+    /**
+     * Whether the connection is still open.
+     *
+     * @return {@code false} once it is closed, here or because it failed
+     */
     boolean isOpen();
 
-    /** Who the peer is, for logs: an address, or a name for in-memory connections. */
+    /**
+     * Who the peer is, for logs: an address, or a name for in-memory connections.
+     *
+     * @return a description of the peer
+     */
     String peer();
 
     /** Closes the connection; further calls do nothing. */

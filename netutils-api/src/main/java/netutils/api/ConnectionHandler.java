@@ -8,7 +8,12 @@ package netutils.api;
 @FunctionalInterface
 public interface ConnectionHandler {
 
-    /** Serves {@code connection} until it ends. */
+    /**
+     * Serves {@code connection} until it ends.
+     *
+     * @param connection the connection to serve; the server closes it after this returns
+     * @throws Exception if serving fails; the server logs it and closes the connection
+     */
     void handle(Connection connection) throws Exception;
 
     /**
@@ -16,6 +21,9 @@ public interface ConnectionHandler {
      * The reply's {@code reply_to} is set to the request's id when the handler leaves it unset; a
      * {@code null} reply sends nothing. If the handler throws, the peer gets an {@link MessageType#ERROR error}
      * message with code {@code HANDLER_FAILED} and the connection is closed.
+     *
+     * @param handler computes each reply
+     * @return a connection handler that serves requests one after another
      */
     static ConnectionHandler ofRequests(RequestHandler handler) {
         return connection -> {

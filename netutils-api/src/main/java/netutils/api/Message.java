@@ -45,27 +45,53 @@ public final class Message {
         this.replyTo = builder.replyTo;
     }
 
-    /** A message with no tensors. */
+    /**
+     * A message with no tensors.
+     *
+     * @param type the message type
+     * @return the message
+     */
     public static Message of(MessageType type) {
         return builder(type).build();
     }
 
-    /** A message with one tensor named {@value #DEFAULT_TENSOR_NAME}: the original module's {@code Message(type, data)}. */
+    /**
+     * A message with one tensor named {@value #DEFAULT_TENSOR_NAME}: the original module's {@code Message(type, data)}.
+     *
+     * @param type the message type
+     * @param data the tensor
+     * @return the message
+     */
     public static Message of(MessageType type, Tensor data) {
         return builder(type).tensor(DEFAULT_TENSOR_NAME, data).build();
     }
 
-    /** An {@link MessageType#ERROR error} message with the code and description in its metadata. */
+    /**
+     * An {@link MessageType#ERROR error} message with the code and description in its metadata.
+     *
+     * @param code a short upper-case code, e.g. {@code "BAD_MAGIC"}
+     * @param detail a description for people
+     * @return the message
+     */
     public static Message error(String code, String detail) {
         return builder(MessageType.ERROR).meta("code", code).meta("detail", detail).build();
     }
 
-    /** A builder for a message of this type. */
+    /**
+     * A builder for a message of this type.
+     *
+     * @param type the message type
+     * @return an empty builder
+     */
     public static Builder builder(MessageType type) {
         return new Builder(type);
     }
 
-    /** A builder holding everything of this message, to derive another from it. */
+    /**
+     * A builder holding everything of this message, to derive another from it.
+     *
+     * @return a builder with this message's type, tensors, metadata and ids
+     */
     public Builder toBuilder() {
         Builder builder = new Builder(type);
         builder.tensors.putAll(tensors);
@@ -75,12 +101,20 @@ public final class Message {
         return builder;
     }
 
-    /** The type. */
+    /**
+     * The type.
+     *
+     * @return the message type
+     */
     public MessageType type() {
         return type;
     }
 
-    /** The tensors by name, in the order they were added (and travel). */
+    /**
+     * The tensors by name, in the order they were added (and travel).
+     *
+     * @return an unmodifiable map, empty if there are no tensors
+     */
     public SequencedMap<String, Tensor> tensors() {
         return tensors;
     }
@@ -88,6 +122,8 @@ public final class Message {
     /**
      * The tensor with this name.
      *
+     * @param name the tensor's name
+     * @return the tensor
      * @throws NoSuchElementException naming the tensors the message has
      */
     public Tensor tensor(String name) {
@@ -101,6 +137,7 @@ public final class Message {
     /**
      * The tensor named {@value #DEFAULT_TENSOR_NAME}, or the only tensor: the original module's {@code data}.
      *
+     * @return the tensor
      * @throws NoSuchElementException if there is neither
      */
     public Tensor data() {
@@ -115,27 +152,48 @@ public final class Message {
                 + "' and " + tensors.size() + " others; use tensor(name) with one of " + tensors.keySet());
     }
 
-    /** The metadata, in order. */
+    /**
+     * The metadata, in order.
+     *
+     * @return an unmodifiable map, empty if there is none
+     */
     public SequencedMap<String, String> meta() {
         return meta;
     }
 
-    /** The metadata value for this key, if present. */
+    /**
+     * The metadata value for this key, if present.
+     *
+     * @param key the metadata key
+     * @return the value, or empty
+     */
     public Optional<String> meta(String key) {
         return Optional.ofNullable(meta.get(key));
     }
 
-    /** The message id, if one was set. */
+    /**
+     * The message id, if one was set.
+     *
+     * @return the id, or empty
+     */
     public Optional<String> id() {
         return Optional.ofNullable(id);
     }
 
-    /** The id of the message this one answers, if any. */
+    /**
+     * The id of the message this one answers, if any.
+     *
+     * @return the request's id, or empty
+     */
     public Optional<String> replyTo() {
         return Optional.ofNullable(replyTo);
     }
 
-    /** The sum of the tensors' byte sizes. */
+    /**
+     * The sum of the tensors' byte sizes.
+     *
+     * @return the bytes of tensor data the message carries
+     */
     public long tensorBytes() {
         long total = 0;
         for (Tensor tensor : tensors.values()) {
@@ -192,6 +250,9 @@ public final class Message {
         /**
          * Adds a tensor; names are unique within a message and keep their order.
          *
+         * @param name the tensor's name, unique within the message
+         * @param tensor the tensor
+         * @return this builder
          * @throws IllegalArgumentException if the name is empty, too long, or already used
          */
         public Builder tensor(String name, Tensor tensor) {
@@ -203,32 +264,57 @@ public final class Message {
             return this;
         }
 
-        /** Sets a metadata entry, replacing an earlier value of the same key. */
+        /**
+         * Sets a metadata entry, replacing an earlier value of the same key.
+         *
+         * @param key the metadata key
+         * @param value the value
+         * @return this builder
+         */
         public Builder meta(String key, String value) {
             checkName("metadata key", key);
             meta.put(key, Objects.requireNonNull(value, "value"));
             return this;
         }
 
-        /** Sets the message id (for request/response), or clears it with {@code null}. */
+        /**
+         * Sets the message id (for request/response), or clears it with {@code null}.
+         *
+         * @param id the id, or {@code null}
+         * @return this builder
+         */
         public Builder id(String id) {
             this.id = id;
             return this;
         }
 
-        /** Sets the id of the message this one answers, or clears it with {@code null}. */
+        /**
+         * Sets the id of the message this one answers, or clears it with {@code null}.
+         *
+         * @param requestId the request's id, or {@code null}
+         * @return this builder
+         */
         public Builder replyTo(String requestId) {
             this.replyTo = requestId;
             return this;
         }
 
-        /** Marks this message as the answer to {@code request}, when the request has an id. */
+        /**
+         * Marks this message as the answer to {@code request}, when the request has an id.
+         *
+         * @param request the message being answered
+         * @return this builder
+         */
         public Builder replyTo(Message request) {
             this.replyTo = request.id;
             return this;
         }
 
-        /** The message. */
+        /**
+         * The message.
+         *
+         * @return an immutable message
+         */
         public Message build() {
             return new Message(this);
         }

@@ -27,12 +27,20 @@ public final class EncodedFrame {
         this.pieces = pieces;
     }
 
-    /** The header. */
+    /**
+     * The header.
+     *
+     * @return the frame's header
+     */
     public FrameHeader header() {
         return header;
     }
 
-    /** Bytes of the whole frame on the wire. */
+    /**
+     * Bytes of the whole frame on the wire.
+     *
+     * @return header, body and trailer bytes
+     */
     public long frameLength() {
         return header.frameLength();
     }
@@ -40,8 +48,10 @@ public final class EncodedFrame {
     /**
      * Writes the whole frame.
      *
+     * @param channel where the frame goes
      * @param scratch a direct buffer for frames that fit in it (cleared and overwritten), or {@code null}
      * @param progress called after each write that moved bytes (a watchdog hook); may be {@code null}
+     * @throws IOException if a write fails
      */
     public void writeTo(GatheringByteChannel channel, ByteBuffer scratch, Runnable progress) throws IOException {
         if (scratch != null && frameLength() <= scratch.capacity()) {
@@ -79,7 +89,11 @@ public final class EncodedFrame {
         }
     }
 
-    /** The whole frame copied into one segment of native memory. */
+    /**
+     * The whole frame copied into one segment of native memory.
+     *
+     * @return a new segment of {@link #frameLength()} bytes
+     */
     public MemorySegment toSegment() {
         MemorySegment out = Arena.ofAuto().allocate(frameLength(), 64);
         copyTo(out);

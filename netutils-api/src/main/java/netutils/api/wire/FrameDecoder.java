@@ -74,10 +74,19 @@ public final class FrameDecoder {
             }
         };
 
-        /** Blocks until {@code bytes} may be held, or throws if they never can. */
+        /**
+         * Blocks until {@code bytes} may be held, or throws if they never can.
+         *
+         * @param bytes how many bytes to hold
+         * @throws IOException if {@code bytes} can never be held, or waiting for them was interrupted
+         */
         void acquire(long bytes) throws IOException;
 
-        /** Gives back what {@link #acquire} took. */
+        /**
+         * Gives back what {@link #acquire} took.
+         *
+         * @param bytes what {@link #acquire} was given
+         */
         void release(long bytes);
     }
 
@@ -97,6 +106,9 @@ public final class FrameDecoder {
     /**
      * Decodes a buffer that holds exactly one frame.
      *
+     * @param frame exactly one frame's bytes
+     * @param limits the receiver's limits
+     * @return the decoded frame
      * @throws ProtocolException if the frame is malformed, the input is shorter, or bytes follow it
      */
     public static Decoded decodeWhole(MemorySegment frame, Limits limits) throws ProtocolException {
@@ -123,6 +135,10 @@ public final class FrameDecoder {
     /**
      * Reads the next frame.
      *
+     * @param source where the frame's bytes come from
+     * @param limits the receiver's limits
+     * @param budget bounds the bodies being received at once
+     * @param tensorMemory where the tensors go
      * @return the frame, or {@code null} if the source ended cleanly before it began
      * @throws ProtocolException if the frame breaks the format, or the source ends inside it ({@link Kind#TRUNCATED})
      * @throws IOException if reading fails

@@ -65,17 +65,29 @@ public final class TcpOptions {
         this.maxBytesInFlight = b.maxBytesInFlight > 0 ? b.maxBytesInFlight : Math.max(2L << 30, b.maxFrameBytes);
     }
 
-    /** The defaults. */
+    /**
+     * The defaults.
+     *
+     * @return the default options
+     */
     public static TcpOptions defaults() {
         return DEFAULTS;
     }
 
-    /** A builder starting from the defaults. */
+    /**
+     * A builder starting from the defaults.
+     *
+     * @return a new builder
+     */
     public static Builder builder() {
         return new Builder();
     }
 
-    /** A builder starting from these options. */
+    /**
+     * A builder starting from these options.
+     *
+     * @return a new builder
+     */
     public Builder toBuilder() {
         Builder b = new Builder();
         b.connectTimeout = connectTimeout;
@@ -92,57 +104,101 @@ public final class TcpOptions {
         return b;
     }
 
-    /** How long a connect may take. */
+    /**
+     * How long a connect may take.
+     *
+     * @return the connect timeout
+     */
     public Duration connectTimeout() {
         return connectTimeout;
     }
 
-    /** How long a frame that has begun may stall; {@link Duration#ZERO} for no limit. */
+    /**
+     * How long a frame that has begun may stall; {@link Duration#ZERO} for no limit.
+     *
+     * @return the read timeout
+     */
     public Duration readTimeout() {
         return readTimeout;
     }
 
-    /** How long a send may stall; {@link Duration#ZERO} for no limit. */
+    /**
+     * How long a send may stall; {@link Duration#ZERO} for no limit.
+     *
+     * @return the write timeout
+     */
     public Duration writeTimeout() {
         return writeTimeout;
     }
 
-    /** How long {@code receive()} waits for a frame before closing; {@link Duration#ZERO} waits forever. */
+    /**
+     * How long {@code receive()} waits for a frame before closing; {@link Duration#ZERO} waits forever.
+     *
+     * @return the idle timeout
+     */
     public Duration idleTimeout() {
         return idleTimeout;
     }
 
-    /** The largest frame body accepted. */
+    /**
+     * The largest frame body accepted.
+     *
+     * @return the limit in bytes
+     */
     public long maxFrameBytes() {
         return maxFrameBytes;
     }
 
-    /** The largest envelope accepted. */
+    /**
+     * The largest envelope accepted.
+     *
+     * @return the limit in bytes
+     */
     public int maxEnvelopeBytes() {
         return maxEnvelopeBytes;
     }
 
-    /** The serializer of sent frames; {@code null} means json for clients, the request's for servers. */
+    /**
+     * The serializer of sent frames; {@code null} means json for clients, the request's for servers.
+     *
+     * @return the serializer, or {@code null}
+     */
     public Serializer serializer() {
         return serializer;
     }
 
-    /** Whether sent frames carry a CRC32C. */
+    /**
+     * Whether sent frames carry a CRC32C.
+     *
+     * @return whether a checksum is sent
+     */
     public boolean checksum() {
         return checksum;
     }
 
-    /** Servers: connections served at once. */
+    /**
+     * Servers: connections served at once.
+     *
+     * @return the connection limit
+     */
     public int maxConnections() {
         return maxConnections;
     }
 
-    /** Servers: bytes of frame bodies being received at once, over all connections. */
+    /**
+     * Servers: bytes of frame bodies being received at once, over all connections.
+     *
+     * @return the limit in bytes
+     */
     public long maxBytesInFlight() {
         return maxBytesInFlight;
     }
 
-    /** Servers: makes the thread that serves each connection. */
+    /**
+     * Servers: makes the thread that serves each connection.
+     *
+     * @return the thread factory
+     */
     public java.util.concurrent.ThreadFactory connectionThreads() {
         return connectionThreads;
     }
@@ -174,31 +230,56 @@ public final class TcpOptions {
         private Builder() {
         }
 
-        /** How long a connect may take (positive). */
+        /**
+         * How long a connect may take (positive).
+         *
+         * @param timeout the timeout
+         * @return this builder
+         */
         public Builder connectTimeout(Duration timeout) {
             this.connectTimeout = positive(timeout, "connectTimeout");
             return this;
         }
 
-        /** How long a frame that has begun may stall; zero for no limit. */
+        /**
+         * How long a frame that has begun may stall; zero for no limit.
+         *
+         * @param timeout the timeout, or {@link Duration#ZERO}
+         * @return this builder
+         */
         public Builder readTimeout(Duration timeout) {
             this.readTimeout = nonNegative(timeout, "readTimeout");
             return this;
         }
 
-        /** How long a send may stall; zero for no limit. */
+        /**
+         * How long a send may stall; zero for no limit.
+         *
+         * @param timeout the timeout, or {@link Duration#ZERO}
+         * @return this builder
+         */
         public Builder writeTimeout(Duration timeout) {
             this.writeTimeout = nonNegative(timeout, "writeTimeout");
             return this;
         }
 
-        /** How long {@code receive()} waits for a frame to begin before closing the connection; zero waits forever. */
+        /**
+         * How long {@code receive()} waits for a frame to begin before closing the connection; zero waits forever.
+         *
+         * @param timeout the timeout, or {@link Duration#ZERO}
+         * @return this builder
+         */
         public Builder idleTimeout(Duration timeout) {
             this.idleTimeout = nonNegative(timeout, "idleTimeout");
             return this;
         }
 
-        /** The largest frame body accepted: 0 to {@link Frames#MAX_BODY_LENGTH}. */
+        /**
+         * The largest frame body accepted: 0 to {@link Frames#MAX_BODY_LENGTH}.
+         *
+         * @param bytes the limit
+         * @return this builder
+         */
         public Builder maxFrameBytes(long bytes) {
             if (bytes < 0 || bytes > Frames.MAX_BODY_LENGTH) {
                 throw new IllegalArgumentException("maxFrameBytes must be 0.." + Frames.MAX_BODY_LENGTH + ", got " + bytes);
@@ -207,7 +288,12 @@ public final class TcpOptions {
             return this;
         }
 
-        /** The largest envelope accepted, in bytes (positive). */
+        /**
+         * The largest envelope accepted, in bytes (positive).
+         *
+         * @param bytes the limit
+         * @return this builder
+         */
         public Builder maxEnvelopeBytes(int bytes) {
             if (bytes <= 0) {
                 throw new IllegalArgumentException("maxEnvelopeBytes must be positive, got " + bytes);
@@ -216,7 +302,12 @@ public final class TcpOptions {
             return this;
         }
 
-        /** The serializer of sent frames. */
+        /**
+         * The serializer of sent frames.
+         *
+         * @param serializer the serializer
+         * @return this builder
+         */
         public Builder serializer(Serializer serializer) {
             this.serializer = Objects.requireNonNull(serializer, "serializer");
             return this;
@@ -225,19 +316,31 @@ public final class TcpOptions {
         /**
          * The serializer of sent frames, by name ({@code json}, {@code msgpack}, {@code kryo} or a user's).
          *
+         * @param name the serializer's name
+         * @return this builder
          * @throws IllegalArgumentException saying which module to add when it is not installed
          */
         public Builder serializer(String name) {
             return serializer(Serializers.byName(name));
         }
 
-        /** Whether sent frames carry a CRC32C of the body. */
+        /**
+         * Whether sent frames carry a CRC32C of the body.
+         *
+         * @param checksum whether to append a CRC32C to each sent frame
+         * @return this builder
+         */
         public Builder checksum(boolean checksum) {
             this.checksum = checksum;
             return this;
         }
 
-        /** Servers: connections served at once (positive). */
+        /**
+         * Servers: connections served at once (positive).
+         *
+         * @param connections the limit
+         * @return this builder
+         */
         public Builder maxConnections(int connections) {
             if (connections <= 0) {
                 throw new IllegalArgumentException("maxConnections must be positive, got " + connections);
@@ -246,7 +349,12 @@ public final class TcpOptions {
             return this;
         }
 
-        /** Servers: bytes of frame bodies being received at once; at least {@code maxFrameBytes}. */
+        /**
+         * Servers: bytes of frame bodies being received at once; at least {@code maxFrameBytes}.
+         *
+         * @param bytes the limit
+         * @return this builder
+         */
         public Builder maxBytesInFlight(long bytes) {
             if (bytes <= 0) {
                 throw new IllegalArgumentException("maxBytesInFlight must be positive, got " + bytes);
@@ -260,6 +368,9 @@ public final class TcpOptions {
          * connection and scales to thousands. A platform thread per connection wakes sooner when bytes arrive:
          * for a few latency-bound connections, {@code Thread.ofPlatform().daemon(true).factory()} cut the 8 KiB
          * round trip severalfold on a 2-core VM (see the README's benchmark).
+         *
+         * @param factory makes one thread per connection
+         * @return this builder
          */
         public Builder connectionThreads(java.util.concurrent.ThreadFactory factory) {
             this.connectionThreads = Objects.requireNonNull(factory, "factory");
@@ -269,6 +380,7 @@ public final class TcpOptions {
         /**
          * The options.
          *
+         * @return the options
          * @throws IllegalArgumentException if maxBytesInFlight was set below maxFrameBytes
          */
         public TcpOptions build() {

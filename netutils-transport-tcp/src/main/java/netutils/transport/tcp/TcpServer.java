@@ -56,7 +56,14 @@ public final class TcpServer implements AutoCloseable {
         this.address = (InetSocketAddress) channel.getLocalAddress();
     }
 
-    /** Listens on {@code port} of the loopback address with default options; port 0 picks a free port. */
+    /**
+     * Listens on {@code port} of the loopback address with default options; port 0 picks a free port.
+     *
+     * @param port the port, or 0 for a free one
+     * @return a server listening on the loopback address
+     * @throws java.net.BindException if the port is in use, naming it
+     * @throws IOException if listening fails otherwise
+     */
     public static TcpServer bind(int port) throws IOException {
         return bind(new InetSocketAddress(InetAddress.getLoopbackAddress(), port), TcpOptions.defaults());
     }
@@ -64,6 +71,9 @@ public final class TcpServer implements AutoCloseable {
     /**
      * Listens on {@code address}.
      *
+     * @param address the address and port to listen on (port 0 picks a free one)
+     * @param options timeouts, limits and the server's settings
+     * @return a listening server
      * @throws java.net.BindException if the address is in use, naming it
      */
     public static TcpServer bind(InetSocketAddress address, TcpOptions options) throws IOException {
@@ -80,22 +90,38 @@ public final class TcpServer implements AutoCloseable {
         return new TcpServer(channel, options);
     }
 
-    /** The address the server listens on (with the real port when 0 was asked). */
+    /**
+     * The address the server listens on (with the real port when 0 was asked).
+     *
+     * @return the bound address
+     */
     public InetSocketAddress address() {
         return address;
     }
 
-    /** The port the server listens on. */
+    /**
+     * The port the server listens on.
+     *
+     * @return the bound port
+     */
     public int port() {
         return address.getPort();
     }
 
-    /** The options. */
+    /**
+     * The options.
+     *
+     * @return the options the server was bound with
+     */
     public TcpOptions options() {
         return options;
     }
 
-    /** How many connections are open now. */
+    /**
+     * How many connections are open now.
+     *
+     * @return the number of open connections
+     */
     public int connectionCount() {
         return live.size();
     }
@@ -104,6 +130,7 @@ public final class TcpServer implements AutoCloseable {
      * Waits for the next connection and returns it; the caller serves and closes it. Connections accepted this
      * way share the server's bytes-in-flight budget but not its connection limit.
      *
+     * @return the connection
      * @throws ConnectionClosedException if the server is closed
      */
     public Connection accept() throws IOException {
@@ -120,6 +147,8 @@ public final class TcpServer implements AutoCloseable {
      * Serves every connection with {@code handler} on its own virtual thread, from now until {@link #close()}.
      * Returns at once.
      *
+     * @param handler serves each connection
+     * @return this server
      * @throws IllegalStateException if already serving
      */
     public synchronized TcpServer serve(ConnectionHandler handler) {
@@ -131,7 +160,11 @@ public final class TcpServer implements AutoCloseable {
         return this;
     }
 
-    /** Blocks until the server is closed (from another thread, or by a shutdown hook). */
+    /**
+     * Blocks until the server is closed (from another thread, or by a shutdown hook).
+     *
+     * @throws InterruptedException if the waiting thread is interrupted
+     */
     public void awaitClose() throws InterruptedException {
         Thread thread = acceptor;
         if (thread != null) {
