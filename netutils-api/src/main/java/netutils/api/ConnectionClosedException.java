@@ -10,7 +10,11 @@ import java.io.EOFException;
 public class ConnectionClosedException extends EOFException {
     private static final long serialVersionUID = 1L;
 
-    /** The connection is closed, for the reason given. */
+    /**
+     * The connection is closed, for the reason given.
+     *
+     * @param message why the connection is closed
+     */
     public ConnectionClosedException(String message) {
         super(message);
     }

@@ -45,12 +45,20 @@ public enum DType {
         this.byteWidth = byteWidth;
     }
 
-    /** The name written in envelopes, e.g. {@code "BF16"}. */
+    /**
+     * The name written in envelopes, e.g. {@code "BF16"}.
+     *
+     * @return the wire name
+     */
     public String wireName() {
         return wireName;
     }
 
-    /** Bytes per element. */
+    /**
+     * Bytes per element.
+     *
+     * @return the size of one element in bytes
+     */
     public int byteWidth() {
         return byteWidth;
     }
@@ -58,6 +66,8 @@ public enum DType {
     /**
      * The dtype with this wire name.
      *
+     * @param wireName a name as written in envelopes, e.g. {@code "F32"}
+     * @return the dtype
      * @throws IllegalArgumentException naming the unknown dtype and the known ones
      */
     public static DType fromWireName(String wireName) {

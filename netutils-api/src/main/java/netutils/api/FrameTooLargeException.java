@@ -11,21 +11,34 @@ public class FrameTooLargeException extends IllegalArgumentException {
     /** The largest body a frame can declare: 2^32 - 1 bytes, as {@code netutils.api.wire.Frames.MAX_BODY_LENGTH}. */
     public static final long MAX_BODY_LENGTH = 0xFFFF_FFFFL;
 
+    /** The body length the message would have needed; part of the serialized form. */
     private final long bodyLength;
 
-    /** A message whose body would have {@code bodyLength} bytes. */
+    /**
+     * A message whose body would have {@code bodyLength} bytes.
+     *
+     * @param bodyLength the body length the message would need
+     */
     public FrameTooLargeException(long bodyLength) {
         super(String.format("message needs a frame body of %,d bytes, %,d bytes over the %,d-byte maximum",
                 bodyLength, bodyLength - MAX_BODY_LENGTH, MAX_BODY_LENGTH));
         this.bodyLength = bodyLength;
     }
 
-    /** How many bytes the body would have had. */
+    /**
+     * How many bytes the body would have had.
+     *
+     * @return the body length
+     */
     public long bodyLength() {
         return bodyLength;
     }
 
-    /** How many bytes over the maximum the body is. */
+    /**
+     * How many bytes over the maximum the body is.
+     *
+     * @return the body length minus {@code Frames.MAX_BODY_LENGTH}
+     */
     public long excessBytes() {
         return bodyLength - MAX_BODY_LENGTH;
     }

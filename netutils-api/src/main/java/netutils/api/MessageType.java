@@ -37,6 +37,8 @@ public final class MessageType {
     /**
      * The type with this name: one of the constants when the name is theirs, otherwise a user-defined type.
      *
+     * @param name the wire name
+     * @return the type
      * @throws IllegalArgumentException if the name is empty, longer than {@value #MAX_NAME_LENGTH}
      *     characters, or has control characters
      */
@@ -59,12 +61,20 @@ public final class MessageType {
         return new MessageType(name);
     }
 
-    /** The wire name, e.g. {@code "KV_cache"}. */
+    /**
+     * The wire name, e.g. {@code "KV_cache"}.
+     *
+     * @return the wire name
+     */
     public String name() {
         return name;
     }
 
-    /** Whether this is one of the constants of this class (the original module's five, or {@link #ERROR}). */
+    /**
+     * Whether this is one of the constants of this class (the original module's five, or {@link #ERROR}).
+     *
+     * @return whether the type is predefined
+     */
     public boolean isPredefined() {
         for (MessageType type : PREDEFINED) {
             if (type == this) {

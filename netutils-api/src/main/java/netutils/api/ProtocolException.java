@@ -36,21 +36,37 @@ public class ProtocolException extends IOException {
         TRAILING_BYTES
     }
 
+    /** Which rule the input broke; part of the serialized form. */
     private final Kind kind;
 
-    /** A protocol error of the given kind. */
+    /**
+     * A protocol error of the given kind.
+     *
+     * @param kind which rule was broken
+     * @param message what was found, for people
+     */
     public ProtocolException(Kind kind, String message) {
         super(message);
         this.kind = Objects.requireNonNull(kind, "kind");
     }
 
-    /** A protocol error of the given kind with its cause. */
+    /**
+     * A protocol error of the given kind with its cause.
+     *
+     * @param kind which rule was broken
+     * @param message what was found, for people
+     * @param cause what made the input unreadable
+     */
     public ProtocolException(Kind kind, String message, Throwable cause) {
         super(message, cause);
         this.kind = Objects.requireNonNull(kind, "kind");
     }
 
-    /** Which rule was broken. */
+    /**
+     * Which rule was broken.
+     *
+     * @return the rule, for code that reacts to it
+     */
     public Kind kind() {
         return kind;
     }

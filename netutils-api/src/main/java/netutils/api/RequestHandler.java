@@ -6,6 +6,12 @@ package netutils.api;
 @FunctionalInterface
 public interface RequestHandler {
 
-    /** The reply to {@code request}, or {@code null} to send none. */
+    /**
+     * The reply to {@code request}, or {@code null} to send none.
+     *
+     * @param request a message from the peer
+     * @return the reply, or {@code null}
+     * @throws Exception if the request cannot be handled; the peer then gets an error message
+     */
     Message handle(Message request) throws Exception;
 }

@@ -79,6 +79,10 @@ public final class Tensor {
      * A tensor over {@code data} without copying it. The segment must hold exactly
      * {@code product(shape) * dtype.byteWidth()} bytes, little-endian, row-major.
      *
+     * @param dtype the element type
+     * @param data the little-endian, row-major bytes; the tensor keeps a read-only view of them
+     * @param shape the size of each dimension, none for a scalar
+     * @return a tensor that shares {@code data}'s memory
      * @throws IllegalArgumentException if the byte size disagrees with the shape, or the shape is invalid
      */
     public static Tensor wrap(DType dtype, MemorySegment data, long... shape) {
@@ -93,7 +97,15 @@ public final class Tensor {
         return new Tensor(dtype, checkedShape, data, null);
     }
 
-    /** A tensor holding a copy of {@code data}; see {@link #wrap} for the size rule. */
+    /**
+     * A tensor holding a copy of {@code data}; see {@link #wrap} for the size rule.
+     *
+     * @param dtype the element type
+     * @param data the little-endian, row-major bytes to copy
+     * @param shape the size of each dimension, none for a scalar
+     * @return a tensor on fresh memory
+     * @throws IllegalArgumentException if the byte size disagrees with the shape, or the shape is invalid
+     */
     public static Tensor copyOf(DType dtype, MemorySegment data, long... shape) {
         Objects.requireNonNull(data, "data");
         MemorySegment copy = allocate(data.byteSize());
@@ -104,13 +116,27 @@ public final class Tensor {
     /**
      * A tensor holding a copy of the remaining bytes of {@code data} (raw little-endian element bytes,
      * whatever the buffer's own byte order setting). The buffer's position is not changed.
+     *
+     * @param dtype the element type
+     * @param data the element bytes, from its position to its limit
+     * @param shape the size of each dimension, none for a scalar
+     * @return a tensor on fresh memory
+     * @throws IllegalArgumentException if the byte size disagrees with the shape, or the shape is invalid
      */
     public static Tensor of(DType dtype, ByteBuffer data, long... shape) {
         Objects.requireNonNull(data, "data");
         return copyOf(dtype, MemorySegment.ofBuffer(data), shape);
     }
 
-    /** A tensor of raw little-endian element bytes of any dtype (copied). */
+    /**
+     * A tensor of raw little-endian element bytes of any dtype (copied).
+     *
+     * @param dtype the element type
+     * @param littleEndianBytes the element bytes
+     * @param shape the size of each dimension, none for a scalar
+     * @return a tensor on fresh memory
+     * @throws IllegalArgumentException if the byte size disagrees with the shape, or the shape is invalid
+     */
     public static Tensor ofBytes(DType dtype, byte[] littleEndianBytes, long... shape) {
         return copyOf(dtype, MemorySegment.ofArray(littleEndianBytes), shape);
     }
@@ -122,6 +148,10 @@ public final class Tensor {
      * {@link DType#F8_E5M2}; {@link DType#C64} takes interleaved (real, imaginary) pairs, two floats per element.
      * The inverse of {@link #toFloatArray()}.
      *
+     * @param dtype a floating-point element type
+     * @param values the values in row-major order (for {@link DType#C64}, two per element)
+     * @param shape the size of each dimension, none for a scalar
+     * @return a tensor on fresh memory
      * @throws IllegalArgumentException if {@code dtype} is not a floating-point type, or the count disagrees with
      *     the shape
      */
@@ -171,55 +201,109 @@ public final class Tensor {
         }
     }
 
-    /** An {@link DType#F32} tensor; the same as {@code of(DType.F32, values, shape)}. */
+    /**
+     * An {@link DType#F32} tensor; the same as {@code of(DType.F32, values, shape)}.
+     *
+     * @param values the values in row-major order
+     * @param shape the size of each dimension, none for a scalar
+     * @return a tensor on fresh memory
+     */
     public static Tensor ofFloats(float[] values, long... shape) {
         return of(DType.F32, values, shape);
     }
 
-    /** An {@link DType#F16} tensor, each value rounded to the nearest half-precision value. */
+    /**
+     * An {@link DType#F16} tensor, each value rounded to the nearest half-precision value.
+     *
+     * @param values the values in row-major order
+     * @param shape the size of each dimension, none for a scalar
+     * @return a tensor on fresh memory
+     */
     public static Tensor ofHalfFloats(float[] values, long... shape) {
         return of(DType.F16, values, shape);
     }
 
-    /** A {@link DType#BF16} tensor, each value rounded to nearest-even bfloat16. */
+    /**
+     * A {@link DType#BF16} tensor, each value rounded to nearest-even bfloat16.
+     *
+     * @param values the values in row-major order
+     * @param shape the size of each dimension, none for a scalar
+     * @return a tensor on fresh memory
+     */
     public static Tensor ofBFloat16(float[] values, long... shape) {
         return of(DType.BF16, values, shape);
     }
 
-    /** A {@link DType#C64} tensor from interleaved (real, imaginary) pairs: two floats per element. */
+    /**
+     * A {@link DType#C64} tensor from interleaved (real, imaginary) pairs: two floats per element.
+     *
+     * @param interleavedRealImaginary real and imaginary parts of each element in turn, row-major
+     * @param shape the size of each dimension, none for a scalar
+     * @return a tensor on fresh memory
+     */
     public static Tensor ofComplex(float[] interleavedRealImaginary, long... shape) {
         return of(DType.C64, interleavedRealImaginary, shape);
     }
 
-    /** An {@link DType#F64} tensor. */
+    /**
+     * An {@link DType#F64} tensor.
+     *
+     * @param values the values in row-major order
+     * @param shape the size of each dimension, none for a scalar
+     * @return a tensor on fresh memory
+     */
     public static Tensor ofDoubles(double[] values, long... shape) {
         MemorySegment segment = allocateFor(DType.F64, values.length, shape);
         MemorySegment.copy(values, 0, segment, F64_LE, 0, values.length);
         return wrap(DType.F64, segment, shape);
     }
 
-    /** An {@link DType#I64} tensor. */
+    /**
+     * An {@link DType#I64} tensor.
+     *
+     * @param values the values in row-major order
+     * @param shape the size of each dimension, none for a scalar
+     * @return a tensor on fresh memory
+     */
     public static Tensor ofLongs(long[] values, long... shape) {
         MemorySegment segment = allocateFor(DType.I64, values.length, shape);
         MemorySegment.copy(values, 0, segment, I64_LE, 0, values.length);
         return wrap(DType.I64, segment, shape);
     }
 
-    /** An {@link DType#I32} tensor. */
+    /**
+     * An {@link DType#I32} tensor.
+     *
+     * @param values the values in row-major order
+     * @param shape the size of each dimension, none for a scalar
+     * @return a tensor on fresh memory
+     */
     public static Tensor ofInts(int[] values, long... shape) {
         MemorySegment segment = allocateFor(DType.I32, values.length, shape);
         MemorySegment.copy(values, 0, segment, I32_LE, 0, values.length);
         return wrap(DType.I32, segment, shape);
     }
 
-    /** An {@link DType#I16} tensor. */
+    /**
+     * An {@link DType#I16} tensor.
+     *
+     * @param values the values in row-major order
+     * @param shape the size of each dimension, none for a scalar
+     * @return a tensor on fresh memory
+     */
     public static Tensor ofShorts(short[] values, long... shape) {
         MemorySegment segment = allocateFor(DType.I16, values.length, shape);
         MemorySegment.copy(values, 0, segment, I16_LE, 0, values.length);
         return wrap(DType.I16, segment, shape);
     }
 
-    /** A {@link DType#BOOL} tensor, one byte per value. */
+    /**
+     * A {@link DType#BOOL} tensor, one byte per value.
+     *
+     * @param values the values in row-major order
+     * @param shape the size of each dimension, none for a scalar
+     * @return a tensor on fresh memory
+     */
     public static Tensor ofBooleans(boolean[] values, long... shape) {
         MemorySegment segment = allocateFor(DType.BOOL, values.length, shape);
         for (int i = 0; i < values.length; i++) {
@@ -228,12 +312,23 @@ public final class Tensor {
         return wrap(DType.BOOL, segment, shape);
     }
 
-    /** A rank-0 {@link DType#I64} tensor, the natural form of a {@code KV_index}. */
+    /**
+     * A rank-0 {@link DType#I64} tensor, the natural form of a {@code KV_index}.
+     *
+     * @param value the value
+     * @return a tensor of shape {@code []} holding {@code value}
+     */
     public static Tensor scalar(long value) {
         return ofLongs(new long[] {value});
     }
 
-    /** A tensor of zero bytes (all-zero bit patterns) of any dtype and shape, possibly over 2 GiB. */
+    /**
+     * A tensor of zero bytes (all-zero bit patterns) of any dtype and shape, possibly over 2 GiB.
+     *
+     * @param dtype the element type
+     * @param shape the size of each dimension, none for a scalar
+     * @return a tensor on fresh, zeroed memory
+     */
     public static Tensor zeros(DType dtype, long... shape) {
         long[] checked = checkShape(shape);
         return wrap(dtype, allocate(byteSize(dtype, checked)), checked);
@@ -241,37 +336,66 @@ public final class Tensor {
 
     // ---------------------------------------------------------------- accessors
 
-    /** The element type. */
+    /**
+     * The element type.
+     *
+     * @return the dtype of every element
+     */
     public DType dtype() {
         return dtype;
     }
 
-    /** A copy of the shape; empty for a scalar. */
+    /**
+     * A copy of the shape; empty for a scalar.
+     *
+     * @return the size of each dimension, outermost first
+     */
     public long[] shape() {
         return shape.clone();
     }
 
-    /** The number of dimensions. */
+    /**
+     * The number of dimensions.
+     *
+     * @return the length of {@link #shape()}, 0 for a scalar
+     */
     public int rank() {
         return shape.length;
     }
 
-    /** The size of dimension {@code axis}. */
+    /**
+     * The size of dimension {@code axis}.
+     *
+     * @param axis the dimension, from 0 (outermost) to {@code rank() - 1}
+     * @return the size of that dimension
+     */
     public long dim(int axis) {
         return shape[axis];
     }
 
-    /** The number of elements: the product of the shape, 1 for a scalar. */
+    /**
+     * The number of elements: the product of the shape, 1 for a scalar.
+     *
+     * @return how many elements the tensor holds
+     */
     public long elementCount() {
         return elementCount(shape);
     }
 
-    /** The size of the data in bytes. */
+    /**
+     * The size of the data in bytes.
+     *
+     * @return {@link #elementCount()} times the dtype's byte width
+     */
     public long byteSize() {
         return memory.byteSize();
     }
 
-    /** The data, read-only, little-endian, row-major. */
+    /**
+     * The data, read-only, little-endian, row-major.
+     *
+     * @return a read-only view of the tensor's memory
+     */
     public MemorySegment data() {
         return live();
     }
@@ -282,6 +406,7 @@ public final class Tensor {
      * receives, and anything built with {@code MemorySegment.ofBuffer} of a direct or array-backed buffer); a
      * tensor {@link #wrap wrapped} around another kind of Java array is copied once into a new buffer.
      *
+     * @return a read-only buffer of {@link #byteSize()} bytes, position 0, in little-endian order
      * @throws IllegalStateException if the tensor has 2 GiB or more, which no ByteBuffer can hold; use
      *     {@link #data()} or {@link #copyTo(MemorySegment)}
      */
@@ -303,6 +428,7 @@ public final class Tensor {
      * Copies the data into {@code destination}, which must have exactly {@link #byteSize()} bytes; works for
      * tensors of any size.
      *
+     * @param destination memory of exactly {@link #byteSize()} bytes
      * @throws IllegalArgumentException if the sizes differ
      */
     public void copyTo(MemorySegment destination) {
@@ -316,6 +442,7 @@ public final class Tensor {
     /**
      * Copies the data into {@code destination} at its position, which advances by {@link #byteSize()}.
      *
+     * @param destination a buffer with at least {@link #byteSize()} bytes remaining
      * @throws java.nio.BufferOverflowException if fewer bytes remain
      */
     public void copyTo(ByteBuffer destination) {
@@ -327,7 +454,11 @@ public final class Tensor {
         destination.position(destination.position() + size);
     }
 
-    /** The raw little-endian bytes of any dtype. */
+    /**
+     * The raw little-endian bytes of any dtype.
+     *
+     * @return a new array of {@link #byteSize()} bytes
+     */
     public byte[] toByteArray() {
         checkArraySized(live().byteSize());
         return live().toArray(ValueLayout.JAVA_BYTE);
@@ -338,6 +469,7 @@ public final class Tensor {
      * {@link DType#F16}, {@link DType#BF16} and the two 8-bit floats, rounded to nearest for {@link DType#F64},
      * interleaved (real, imaginary) pairs for {@link DType#C64}. The inverse of {@link #of(DType, float[], long...)}.
      *
+     * @return a new array, one float per element (two for {@link DType#C64})
      * @throws IllegalStateException if the dtype is an integer or boolean type, or the values do not fit an array
      */
     public float[] toFloatArray() {
@@ -378,7 +510,11 @@ public final class Tensor {
         };
     }
 
-    /** The values of an {@link DType#F64} tensor. */
+    /**
+     * The values of an {@link DType#F64} tensor.
+     *
+     * @return a new array, one value per element in row-major order
+     */
     public double[] toDoubleArray() {
         requireType(DType.F64, "toDoubleArray");
         double[] out = new double[arrayLength()];
@@ -386,7 +522,11 @@ public final class Tensor {
         return out;
     }
 
-    /** The values of an {@link DType#I64} tensor. */
+    /**
+     * The values of an {@link DType#I64} tensor.
+     *
+     * @return a new array, one value per element in row-major order
+     */
     public long[] toLongArray() {
         requireType(DType.I64, "toLongArray");
         long[] out = new long[arrayLength()];
@@ -394,7 +534,11 @@ public final class Tensor {
         return out;
     }
 
-    /** The values of an {@link DType#I32} tensor. */
+    /**
+     * The values of an {@link DType#I32} tensor.
+     *
+     * @return a new array, one value per element in row-major order
+     */
     public int[] toIntArray() {
         requireType(DType.I32, "toIntArray");
         int[] out = new int[arrayLength()];
@@ -402,7 +546,11 @@ public final class Tensor {
         return out;
     }
 
-    /** The values of an {@link DType#I16} tensor. */
+    /**
+     * The values of an {@link DType#I16} tensor.
+     *
+     * @return a new array, one value per element in row-major order
+     */
     public short[] toShortArray() {
         requireType(DType.I16, "toShortArray");
         short[] out = new short[arrayLength()];
@@ -410,7 +558,11 @@ public final class Tensor {
         return out;
     }
 
-    /** The values of a {@link DType#BOOL} tensor (any non-zero byte is true). */
+    /**
+     * The values of a {@link DType#BOOL} tensor (any non-zero byte is true).
+     *
+     * @return a new array, one value per element in row-major order
+     */
     public boolean[] toBooleanArray() {
         requireType(DType.BOOL, "toBooleanArray");
         boolean[] out = new boolean[arrayLength()];
@@ -423,6 +575,8 @@ public final class Tensor {
     /**
      * The single value of a one-element integer tensor (I64, I32, I16, I8, U8 or BOOL), such as a
      * {@code KV_index}.
+     *
+     * @return the value as a {@code long}: U8 read as unsigned, the other types sign-extended
      */
     public long longValue() {
         if (elementCount() != 1) {
@@ -464,6 +618,9 @@ public final class Tensor {
     /**
      * The byte size a tensor of this dtype and shape has.
      *
+     * @param dtype the element type
+     * @param shape the size of each dimension, none for a scalar
+     * @return the product of the shape times the dtype's byte width
      * @throws IllegalArgumentException if the shape is invalid or the size overflows a {@code long}
      */
     public static long byteSize(DType dtype, long[] shape) {

@@ -42,7 +42,11 @@ public record Envelope(String type, String id, String replyTo, Map<String, Strin
             shape = shape.clone();
         }
 
-        /** A copy of the shape. */
+        /**
+         * A copy of the shape.
+         *
+         * @return the size of each dimension, outermost first
+         */
         @Override
         public long[] shape() {
             return shape.clone();

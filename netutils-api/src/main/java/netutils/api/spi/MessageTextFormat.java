@@ -11,12 +11,18 @@ import netutils.api.ProtocolException;
  */
 public interface MessageTextFormat {
 
-    /** The format's name; {@code Frames.toJson} asks for {@code "json"}. */
+    /**
+     * The format's name; {@code Frames.toJson} asks for {@code "json"}.
+     *
+     * @return the name
+     */
     String name();
 
     /**
      * Writes the message as text.
      *
+     * @param message the message
+     * @return its text
      * @throws IllegalArgumentException if the text would not fit a Java string
      */
     String write(Message message);
@@ -25,6 +31,8 @@ public interface MessageTextFormat {
      * Reads a message written by {@link #write}, refusing unknown keys (see
      * {@link EnvelopeSchema#messageFromText}).
      *
+     * @param text text written by {@link #write}
+     * @return the message
      * @throws ProtocolException naming what is wrong with the text
      */
     Message read(String text) throws ProtocolException;

@@ -18,19 +18,34 @@ import netutils.api.ProtocolException;
  */
 public interface Serializer {
 
-    /** The id written in byte 3 of every frame header: 1..3 for the project's serializers, 128..255 for users'. */
+    /**
+     * The id written in byte 3 of every frame header: 1..3 for the project's serializers, 128..255 for users'.
+     *
+     * @return the wire id
+     */
     int id();
 
-    /** A short lower-case name, e.g. {@code "msgpack"}, used in options and error messages. */
+    /**
+     * A short lower-case name, e.g. {@code "msgpack"}, used in options and error messages.
+     *
+     * @return the name
+     */
     String name();
 
-    /** Encodes the envelope. */
+    /**
+     * Encodes the envelope.
+     *
+     * @param envelope the envelope of one frame
+     * @return the envelope's bytes, as they go into the frame body
+     */
     byte[] writeEnvelope(Envelope envelope);
 
     /**
      * Decodes an envelope written by {@link #writeEnvelope} (by this or any other implementation of the
      * same wire id).
      *
+     * @param bytes the envelope's bytes from a frame body
+     * @return the envelope
      * @throws ProtocolException of kind {@link ProtocolException.Kind#MALFORMED_ENVELOPE} when the bytes do not
      *     parse, naming what was wrong
      */

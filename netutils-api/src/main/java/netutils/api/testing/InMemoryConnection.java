@@ -60,12 +60,21 @@ public final class InMemoryConnection extends AbstractConnection {
         this.serializer = serializer;
     }
 
-    /** A connected pair whose frames use the default (JSON) serializer. */
+    /**
+     * A connected pair whose frames use the default (JSON) serializer.
+     *
+     * @return two connected ends, each open until closed
+     */
     public static Pair pair() {
         return pair(Serializers.defaultSerializer());
     }
 
-    /** A connected pair whose frames use {@code serializer}. */
+    /**
+     * A connected pair whose frames use {@code serializer}.
+     *
+     * @param serializer the serializer of the envelopes both ends send
+     * @return two connected ends, each open until closed
+     */
     public static Pair pair(Serializer serializer) {
         Objects.requireNonNull(serializer, "serializer");
         InMemoryConnection client = new InMemoryConnection("in-memory client", "in-memory server", serializer);
@@ -78,6 +87,9 @@ public final class InMemoryConnection extends AbstractConnection {
     /**
      * Runs {@code handler} on a virtual thread over the server end of a new pair and returns the client end.
      * The server end is closed when the handler returns or throws.
+     *
+     * @param handler serves the server end, as a server's handler would
+     * @return the client end, to send requests to {@code handler}
      */
     public static Connection serve(ConnectionHandler handler) {
         Pair pair = pair();

@@ -26,6 +26,10 @@ public final class FrameEncoder {
     /**
      * The frame of {@code message} with {@code serializer}'s envelope.
      *
+     * @param message the message
+     * @param serializer the serializer that writes the envelope
+     * @param checksum whether a CRC32C trailer follows the body
+     * @return the frame, ready to be written
      * @throws FrameTooLargeException before anything is written, if the body would exceed 2^32 - 1 bytes
      */
     public static EncodedFrame encode(Message message, Serializer serializer, boolean checksum) {

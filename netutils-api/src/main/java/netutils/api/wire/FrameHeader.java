@@ -25,22 +25,41 @@ public record FrameHeader(int version, int serializerId, int flags, long bodyLen
         }
     }
 
-    /** A version-1 header. */
+    /**
+     * A version-1 header.
+     *
+     * @param serializerId the wire id of the envelope's serializer
+     * @param checksum whether a CRC32C trailer follows the body
+     * @param bodyLength the body's length, 0 to {@link Frames#MAX_BODY_LENGTH}
+     * @return the header
+     */
     public static FrameHeader of(int serializerId, boolean checksum, long bodyLength) {
         return new FrameHeader(Frames.VERSION, serializerId, checksum ? Frames.FLAG_CHECKSUM : 0, bodyLength);
     }
 
-    /** Whether a CRC32C trailer follows the body. */
+    /**
+     * Whether a CRC32C trailer follows the body.
+     *
+     * @return whether the checksum flag is set
+     */
     public boolean hasChecksum() {
         return (flags & Frames.FLAG_CHECKSUM) != 0;
     }
 
-    /** Header, body and trailer: the number of bytes the whole frame occupies on the wire. */
+    /**
+     * Header, body and trailer: the number of bytes the whole frame occupies on the wire.
+     *
+     * @return the frame's length in bytes
+     */
     public long frameLength() {
         return Frames.HEADER_LENGTH + bodyLength + (hasChecksum() ? Frames.CHECKSUM_LENGTH : 0);
     }
 
-    /** Writes the 12 header bytes at the buffer's position, advancing it. */
+    /**
+     * Writes the 12 header bytes at the buffer's position, advancing it.
+     *
+     * @param out a buffer with at least 12 bytes remaining
+     */
     public void encode(ByteBuffer out) {
         ByteBuffer big = out.order() == ByteOrder.BIG_ENDIAN ? out : out.duplicate().order(ByteOrder.BIG_ENDIAN);
         int start = out.position();
@@ -50,7 +69,11 @@ public record FrameHeader(int version, int serializerId, int flags, long bodyLen
         out.position(start + Frames.HEADER_LENGTH);
     }
 
-    /** The 12 header bytes. */
+    /**
+     * The 12 header bytes.
+     *
+     * @return a new array of 12 bytes
+     */
     public byte[] toBytes() {
         ByteBuffer out = ByteBuffer.allocate(Frames.HEADER_LENGTH);
         encode(out);
@@ -60,7 +83,9 @@ public record FrameHeader(int version, int serializerId, int flags, long bodyLen
     /**
      * Reads and validates 12 header bytes at the buffer's position, advancing it.
      *
+     * @param in a buffer with at least 12 bytes remaining
      * @param maxBodyLength the receiver's limit for the body length
+     * @return the header
      * @throws ProtocolException naming the first bad field: magic, version, reserved bits, serializer id
      *     (reserved ids only; whether it is installed is the caller's check) or body length over the limit
      */

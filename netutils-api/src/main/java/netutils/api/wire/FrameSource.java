@@ -10,6 +10,7 @@ public interface FrameSource {
     /**
      * Reads the first bytes of the next frame into {@code header} until it is full.
      *
+     * @param header a buffer to fill
      * @return {@code false} if the stream ended cleanly before the first byte
      * @throws EOFException if it ended after some bytes of the header
      */
@@ -18,6 +19,7 @@ public interface FrameSource {
     /**
      * Reads until {@code destination} is full.
      *
+     * @param destination a buffer to fill
      * @throws EOFException if the stream ends first
      */
     default void readFully(ByteBuffer destination) throws IOException {
@@ -32,7 +34,9 @@ public interface FrameSource {
     /**
      * Reads until {@code destination} (native or heap memory, any size) is full.
      *
+     * @param destination memory to fill
      * @return how many bytes were read before the stream ended, which is the size unless it ended early
+     * @throws IOException if reading fails
      */
     long readFully(java.lang.foreign.MemorySegment destination) throws IOException;
 }

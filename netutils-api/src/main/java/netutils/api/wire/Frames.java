@@ -58,13 +58,25 @@ public final class Frames {
      * How many bytes {@code message} takes on the wire as one frame with {@code serializer}'s envelope:
      * header, body and checksum trailer. Computes the layout only; tensor bytes are not touched.
      *
+     * @param message the message
+     * @param serializer the serializer that would write the envelope
+     * @param checksum whether a CRC32C trailer would follow the body
+     * @return header, body and trailer bytes
      * @throws FrameTooLargeException if the message does not fit a frame
      */
     public static long frameLength(Message message, Serializer serializer, boolean checksum) {
         return FrameEncoder.encode(message, serializer, false).frameLength() + (checksum ? CHECKSUM_LENGTH : 0);
     }
 
-    /** {@code message} as one whole frame with the default serializer (a JSON envelope): the original {@code Message} raw form. */
+    /**
+     * {@code message} as one whole frame with the default serializer (a JSON envelope): the original
+     * {@code Message} raw form.
+     *
+     * @param message the message
+     * @return the frame's bytes
+     * @throws FrameTooLargeException if the message does not fit a frame
+     * @throws IllegalArgumentException if the frame is larger than a Java array; use {@link #toRawSegment}
+     */
     public static byte[] toRawMessage(Message message) {
         return toRawMessage(message, Serializers.defaultSerializer());
     }
@@ -72,6 +84,9 @@ public final class Frames {
     /**
      * {@code message} as one whole frame with the given serializer's envelope.
      *
+     * @param message the message
+     * @param serializer the serializer that writes the envelope
+     * @return the frame's bytes, without a checksum trailer
      * @throws FrameTooLargeException if the message does not fit a frame
      * @throws IllegalArgumentException if the frame is larger than a Java array; use {@link #toRawSegment}
      */
@@ -87,7 +102,10 @@ public final class Frames {
     /**
      * {@code message} as one whole frame in native memory, of any size up to {@link #MAX_BODY_LENGTH}.
      *
+     * @param message the message
+     * @param serializer the serializer that writes the envelope
      * @param checksum whether to append a CRC32C of the body
+     * @return the frame's bytes in a new segment of native memory
      * @throws FrameTooLargeException if the message does not fit a frame
      */
     public static MemorySegment toRawSegment(Message message, Serializer serializer, boolean checksum) {
@@ -98,18 +116,32 @@ public final class Frames {
      * Parses one whole frame (header, body and, if flagged, checksum): the original
      * {@code Message.from_raw_message}.
      *
+     * @param frame exactly one frame's bytes
+     * @return the message, its tensors on fresh memory
      * @throws ProtocolException naming what is wrong with the frame, including bytes after its end
      */
     public static Message fromRawMessage(byte[] frame) throws ProtocolException {
         return fromRawMessage(MemorySegment.ofArray(frame));
     }
 
-    /** Parses one whole frame from the remaining bytes of a buffer; see {@link #fromRawMessage(byte[])}. */
+    /**
+     * Parses one whole frame from the remaining bytes of a buffer; see {@link #fromRawMessage(byte[])}.
+     *
+     * @param frame a buffer whose remaining bytes are exactly one frame; its position is not changed
+     * @return the message, its tensors on fresh memory
+     * @throws ProtocolException naming what is wrong with the frame, including bytes after its end
+     */
     public static Message fromRawMessage(ByteBuffer frame) throws ProtocolException {
         return fromRawMessage(MemorySegment.ofBuffer(frame));
     }
 
-    /** Parses one whole frame held in a segment, of any size; see {@link #fromRawMessage(byte[])}. */
+    /**
+     * Parses one whole frame held in a segment, of any size; see {@link #fromRawMessage(byte[])}.
+     *
+     * @param frame exactly one frame's bytes
+     * @return the message, its tensors on fresh memory
+     * @throws ProtocolException naming what is wrong with the frame, including bytes after its end
+     */
     public static Message fromRawMessage(MemorySegment frame) throws ProtocolException {
         return FrameDecoder.decodeWhole(frame, FrameDecoder.Limits.PROTOCOL_MAXIMUM).message();
     }
@@ -118,6 +150,8 @@ public final class Frames {
      * The self-contained JSON text of {@code message}, tensor bytes in base64, for logs, debugging and peers that
      * only speak JSON (not the wire format): the original {@code Message.to_json()}.
      *
+     * @param message the message
+     * @return a JSON object as text
      * @throws IllegalStateException if no JSON text format is installed (add {@code netutils-serde-json})
      * @throws IllegalArgumentException if the text would be longer than a Java string can be
      */
@@ -129,6 +163,8 @@ public final class Frames {
      * Reads the text of {@link #toJson}: the original {@code Message.from_json(json_string)}. Unknown keys,
      * duplicate keys and values of the wrong kind are refused, never ignored.
      *
+     * @param json text written by {@link #toJson}
+     * @return the message, its tensors on fresh memory
      * @throws ProtocolException naming what is wrong with the text
      * @throws IllegalStateException if no JSON text format is installed (add {@code netutils-serde-json})
      */
@@ -136,7 +172,12 @@ public final class Frames {
         return Serializers.textFormat("json").read(json);
     }
 
-    /** {@code value} rounded up to the next multiple of {@link #DATA_ALIGNMENT}. */
+    /**
+     * {@code value} rounded up to the next multiple of {@link #DATA_ALIGNMENT}.
+     *
+     * @param value a byte count or offset, not negative
+     * @return the smallest multiple of {@link #DATA_ALIGNMENT} not below {@code value}
+     */
     public static long align(long value) {
         return (value + DATA_ALIGNMENT - 1) & -DATA_ALIGNMENT;
     }

@@ -8,17 +8,29 @@ public final class SegmentSource implements FrameSource {
     private final MemorySegment bytes;
     private long position;
 
-    /** Reads {@code bytes} from its start. */
+    /**
+     * Reads {@code bytes} from its start.
+     *
+     * @param bytes the bytes to read
+     */
     public SegmentSource(MemorySegment bytes) {
         this.bytes = bytes;
     }
 
-    /** Bytes not read yet. */
+    /**
+     * Bytes not read yet.
+     *
+     * @return the bytes between the position and the end
+     */
     public long remaining() {
         return bytes.byteSize() - position;
     }
 
-    /** Bytes read so far. */
+    /**
+     * Bytes read so far.
+     *
+     * @return the position
+     */
     public long position() {
         return position;
     }

@@ -90,12 +90,22 @@ public final class Serializers {
     private Serializers() {
     }
 
-    /** Whether {@code id} may name a serializer: 1..3 (the project's) or 128..255 (users'). */
+    /**
+     * Whether {@code id} may name a serializer: 1..3 (the project's) or 128..255 (users').
+     *
+     * @param id a wire id
+     * @return whether it is outside the reserved ranges
+     */
     public static boolean isAssignable(int id) {
         return (id >= 1 && id <= 3) || (id >= 128 && id <= 255);
     }
 
-    /** The serializer with this wire id, if installed (and not claimed by two providers). */
+    /**
+     * The serializer with this wire id, if installed (and not claimed by two providers).
+     *
+     * @param id a wire id
+     * @return the serializer, or empty
+     */
     public static Optional<Serializer> findById(int id) {
         return Installed.REGISTRY.findById(id);
     }
@@ -103,6 +113,8 @@ public final class Serializers {
     /**
      * The serializer with this wire id.
      *
+     * @param id a wire id
+     * @return the serializer
      * @throws ProtocolException of kind {@link ProtocolException.Kind#UNKNOWN_SERIALIZER} saying whether the id is
      *     reserved, which module to add, or which two providers claim it
      */
@@ -113,6 +125,8 @@ public final class Serializers {
     /**
      * The serializer with this name, e.g. {@code "msgpack"}.
      *
+     * @param name the serializer's name
+     * @return the serializer
      * @throws IllegalArgumentException saying which module to add, or which names are installed
      * @throws IllegalStateException if two installed providers claim the name, naming both
      */
@@ -120,12 +134,20 @@ public final class Serializers {
         return Installed.REGISTRY.byName(name);
     }
 
-    /** The default serializer, JSON. */
+    /**
+     * The default serializer, JSON.
+     *
+     * @return the JSON serializer
+     */
     public static Serializer defaultSerializer() {
         return byName(DEFAULT_NAME);
     }
 
-    /** Every usable installed serializer, by wire id, each once. */
+    /**
+     * Every usable installed serializer, by wire id, each once.
+     *
+     * @return the serializers, ordered by wire id
+     */
     public static List<Serializer> installed() {
         return Installed.REGISTRY.installed();
     }
@@ -133,6 +155,8 @@ public final class Serializers {
     /**
      * What kept providers from being used: load failures, reserved ids, two providers claiming one name or id,
      * classes listed in {@code META-INF/services} but not loaded. Empty when all is well.
+     *
+     * @return one line per problem
      */
     public static List<String> problems() {
         return Installed.REGISTRY.problems();

@@ -27,6 +27,9 @@ public final class JacksonTrees {
     /**
      * Writes a tree: maps, lists, strings, {@code Long}s, {@code null}, and {@link MemorySegment}s as binary
      * (base64 in JSON), streamed without a copy of the whole segment.
+     *
+     * @param gen where the tree goes
+     * @param value the tree
      */
     public static void write(JsonGenerator gen, Object value) {
         switch (value) {
@@ -57,6 +60,9 @@ public final class JacksonTrees {
     /**
      * Reads one value and checks that nothing follows it.
      *
+     * @param parser the input
+     * @param what what the input is, for error messages (e.g. {@code "JSON envelope"})
+     * @return the tree: maps, lists, strings, {@code Long}s, {@code null} and binary values as the format holds them
      * @throws ProtocolException of kind {@code MALFORMED_ENVELOPE} if the input does not parse, has a key twice,
      *     nests too deep, or has trailing content
      */

@@ -24,7 +24,15 @@ public final class TcpClient {
     private TcpClient() {
     }
 
-    /** Connects with the {@linkplain TcpOptions#defaults() default options}. */
+    /**
+     * Connects with the {@linkplain TcpOptions#defaults() default options}.
+     *
+     * @param host the server's host name or address
+     * @param port the server's port
+     * @return an open connection
+     * @throws java.net.ConnectException if the peer cannot be reached, naming it
+     * @throws IOException if the connection fails otherwise
+     */
     public static Connection connect(String host, int port) throws IOException {
         return connect(host, port, TcpOptions.defaults());
     }
@@ -32,6 +40,10 @@ public final class TcpClient {
     /**
      * Connects to {@code host:port}.
      *
+     * @param host the server's host name or address
+     * @param port the server's port
+     * @param options timeouts, limits and the serializer of sent frames
+     * @return an open connection
      * @throws ConnectException if the peer cannot be reached, naming it
      * @throws IOException if the connection fails otherwise
      */
@@ -39,7 +51,15 @@ public final class TcpClient {
         return connect(new InetSocketAddress(host, port), options);
     }
 
-    /** Connects to {@code address}; see {@link #connect(String, int, TcpOptions)}. */
+    /**
+     * Connects to {@code address}; see {@link #connect(String, int, TcpOptions)}.
+     *
+     * @param address the server's address
+     * @param options timeouts, limits and the serializer of sent frames
+     * @return an open connection
+     * @throws java.net.ConnectException if the peer cannot be reached, naming it
+     * @throws IOException if the connection fails otherwise
+     */
     public static Connection connect(InetSocketAddress address, TcpOptions options) throws IOException {
         return openConnection(address, options);
     }
