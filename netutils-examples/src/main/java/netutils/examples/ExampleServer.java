@@ -61,7 +61,9 @@ public final class ExampleServer {
             System.exit(1);
             return;
         }
-        String where = server.address().getHostString() + ":" + server.port();
+        // The address as the user wrote it: a wildcard bound on a dual-stack host reads back as "0:0:0:0:0:0:0:0".
+        String where = (server.address().getAddress().isAnyLocalAddress() ? args.get("--host", "0.0.0.0")
+                : server.address().getHostString()) + ":" + server.port();
         // SIGINT and SIGTERM run the JVM's shutdown hooks: close the server there, so the port is free and every
         // client sees its connection end, and say so (a server that vanishes silently looks like a crash).
         Runtime.getRuntime().addShutdownHook(new Thread(() -> {
