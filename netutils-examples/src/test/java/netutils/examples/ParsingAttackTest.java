@@ -76,12 +76,12 @@ class ParsingAttackTest {
     @ParameterizedTest(name = "{0}")
     @MethodSource("cborBombs")
     void cborBombsAreRefusedWithoutAllocatingWhatTheyClaim(String what, byte[] envelope) throws Exception {
-        long before = DecoderFuzzProperties.Memory.threadAllocated();
+        long before = DecoderFuzzTest.Memory.threadAllocated();
         assertThatThrownBy(() -> Frames.fromRawMessage(frame(200, envelope))).as(what)
                 .isInstanceOfSatisfying(ProtocolException.class,
                         e -> assertThat(e.kind()).isEqualTo(ProtocolException.Kind.MALFORMED_ENVELOPE))
                 .hasMessageContaining("cbor envelope");
-        assertThat(DecoderFuzzProperties.Memory.threadAllocated() - before).as("bytes allocated to refuse " + what)
+        assertThat(DecoderFuzzTest.Memory.threadAllocated() - before).as("bytes allocated to refuse " + what)
                 .isLessThan(4 * MIB);
     }
 

@@ -39,10 +39,11 @@ import netutils.api.wire.Serializers;
  * {@link #DEADLINE_SECONDS}, and never allocate more heap or direct memory than {@link #allowance} grants an
  * input of its size (a reader that believes a declared length allocates far more than that).
  *
- * <p>Seeds are random on each run; jqwik prints the seed and the failing input, and replays failures first on
+ * <p>Named {@code ...Test} so that Surefire's default includes pick it up; jqwik, not Jupiter, runs it.
+ * Seeds are random on each run; jqwik prints the seed and the failing input, and replays failures first on
  * the next run (its database is under {@code target/}).
  */
-class DecoderFuzzProperties {
+class DecoderFuzzTest {
     /** A decode that takes longer than this is treated as a hang. The slowest seen here take milliseconds. */
     static final long DEADLINE_SECONDS = 5;
     private static final List<String> SERIALIZERS = List.of("json", "msgpack", "kryo", "cbor");
@@ -60,7 +61,7 @@ class DecoderFuzzProperties {
 
     @BeforeContainer
     static void setUp() throws Exception {
-        worker = Executors.newSingleThreadExecutor(DecoderFuzzProperties::daemon);
+        worker = Executors.newSingleThreadExecutor(DecoderFuzzTest::daemon);
         for (String name : SERIALIZERS) {
             Serializer serializer = Serializers.byName(name);
             for (Message message : InteropValues.expectedMessages().values().stream().limit(24).toList()) {
@@ -248,7 +249,7 @@ class DecoderFuzzProperties {
         } catch (TimeoutException e) {
             outcome.cancel(true);
             worker.shutdownNow();
-            worker = Executors.newSingleThreadExecutor(DecoderFuzzProperties::daemon); // the stuck one is left behind
+            worker = Executors.newSingleThreadExecutor(DecoderFuzzTest::daemon); // the stuck one is left behind
             throw new AssertionError(what + " of " + input.length + " bytes did not finish within "
                     + DEADLINE_SECONDS + " s: a hang; input " + hex(input));
         } catch (java.util.concurrent.ExecutionException e) {
