@@ -49,9 +49,11 @@ public final class MessageType {
                 return type;
             }
         }
-        if (name.isEmpty() || name.length() > MAX_NAME_LENGTH) {
+        // Characters as docs/PROTOCOL.md counts them: code points, so an emoji (two UTF-16 chars) is one.
+        int characters = name.codePointCount(0, name.length());
+        if (characters == 0 || characters > MAX_NAME_LENGTH) {
             throw new IllegalArgumentException("message type name must have 1 to " + MAX_NAME_LENGTH
-                    + " characters, got " + name.length());
+                    + " characters, got " + characters);
         }
         for (int i = 0; i < name.length(); i++) {
             if (Character.isISOControl(name.charAt(i))) {

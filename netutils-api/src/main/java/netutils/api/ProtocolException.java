@@ -8,6 +8,11 @@ import java.util.Objects;
  * rule; the message says what was found. The connection that received such a frame is closed (after telling
  * the peer with an {@link MessageType#ERROR error} message where the connection still works); other
  * connections are not affected.
+ *
+ * <p>Messages often quote what the peer sent (a key, a tensor name, a dtype): they are made
+ * {@link PeerText#printable printable} and capped at {@value PeerText#MAX_CHARS} characters here, so that logging
+ * one, or sending it back in an {@code error} frame, neither carries a peer's escape sequences and forged
+ * newlines nor echoes megabytes.
  */
 public class ProtocolException extends IOException {
     private static final long serialVersionUID = 1L;
@@ -46,7 +51,7 @@ public class ProtocolException extends IOException {
      * @param message what was found, for people
      */
     public ProtocolException(Kind kind, String message) {
-        super(message);
+        super(PeerText.printable(message));
         this.kind = Objects.requireNonNull(kind, "kind");
     }
 
@@ -58,7 +63,7 @@ public class ProtocolException extends IOException {
      * @param cause what made the input unreadable
      */
     public ProtocolException(Kind kind, String message, Throwable cause) {
-        super(message, cause);
+        super(PeerText.printable(message), cause);
         this.kind = Objects.requireNonNull(kind, "kind");
     }
 

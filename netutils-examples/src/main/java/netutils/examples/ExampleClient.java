@@ -11,6 +11,7 @@ import java.util.stream.Collectors;
 import netutils.api.Connection;
 import netutils.api.wire.Frames;
 import netutils.api.Message;
+import netutils.api.PeerText;
 import netutils.api.wire.Serializers;
 import netutils.api.Tensor;
 import netutils.api.spi.Serializer;
@@ -52,7 +53,10 @@ public final class ExampleClient {
                     + "). Is the server running? Start one with ExampleServer --port " + port);
             System.exit(1);
         } catch (IOException e) {
-            System.err.println("error: the exchange with " + host + ":" + port + " failed: " + e.getMessage());
+            // RemoteErrorException and ProtocolException messages are already printable; other I/O errors are
+            // the JDK's, but may quote the host name the user typed: printable all the same.
+            System.err.println("error: the exchange with " + host + ":" + port + " failed: "
+                    + PeerText.printable(e.getMessage()));
             System.exit(1);
         }
     }
@@ -71,7 +75,8 @@ public final class ExampleClient {
                 Message reply = connection.request(request);
                 double millis = (System.nanoTime() - start) / 1e6;
                 if (!reply.replyTo().equals(request.id())) {
-                    throw new IOException("answer " + reply + " does not answer " + request.id().orElse("?"));
+                    throw new IOException("answer " + PeerText.printable(reply.toString(), 512) + " does not answer "
+                            + request.id().orElse("?"));
                 }
                 out.printf(format, request.type(), describe(request.tensors()), String.format("%,d", wireBytes),
                         String.format("%.2f", millis), summarize(reply));
@@ -89,10 +94,14 @@ public final class ExampleClient {
                 .collect(Collectors.joining(", "));
     }
 
-    private static String summarize(Message reply) {
+    /**
+     * One line about the server's answer. Everything in it is the server's text, and a hostile server may send
+     * escape sequences or forged lines, so the line is made printable and capped before it reaches the terminal.
+     */
+    static String summarize(Message reply) {
         List<String> parts = new java.util.ArrayList<>();
         reply.tensors().forEach((name, tensor) -> parts.add(name + " " + tensor.dtype() + Arrays.toString(tensor.shape())));
         reply.meta().forEach((key, value) -> parts.add(key + "=" + value));
-        return reply.type() + " " + String.join(", ", parts);
+        return PeerText.printable(reply.type() + " " + String.join(", ", parts), 512);
     }
 }

@@ -8,16 +8,35 @@ import netutils.transport.tcp.TcpServer;
 /**
  * The example server: accepts many clients at once and answers every message type as
  * {@link ModelStageHandler} describes. Answers each request in the serializer it came in, unless
- * {@code --serializer} fixes one.
+ * {@code --serializer} fixes one. Listens on {@code 127.0.0.1}, this machine only, unless {@code --host} says
+ * otherwise ({@code --host 0.0.0.0}: every interface). SIGINT and SIGTERM close the server and free the port.
  *
  * <pre>
  * usage: ExampleServer [--host 127.0.0.1] [--port 5000] [--serializer json|msgpack|kryo|...]
  * </pre>
  */
 public final class ExampleServer {
-    static final String USAGE = "usage: ExampleServer [--host 127.0.0.1] [--port 5000] [--serializer NAME]";
+    static final String USAGE = """
+            usage: ExampleServer [--host 127.0.0.1] [--port 5000] [--serializer NAME]
+              --host ADDRESS  where to listen. The default, 127.0.0.1, accepts connections from this machine only.
+                              --host 0.0.0.0 listens on every interface: any host that can reach this machine
+                              can then connect, and netutils has no authentication or encryption yet.
+              Ctrl-C (SIGINT) or kill (SIGTERM) closes the server and frees the port.""";
 
     private ExampleServer() {
+    }
+
+    /** What the listening address means for who can connect: said at startup, so nobody exposes a port unaware. */
+    static String reach(InetSocketAddress address) {
+        java.net.InetAddress host = address.getAddress();
+        if (host.isLoopbackAddress()) {
+            return " (this machine only; --host 0.0.0.0 listens on every interface)";
+        }
+        if (host.isAnyLocalAddress()) {
+            return " (EVERY interface: any host that can reach this machine can connect; netutils has no"
+                    + " authentication or encryption yet, so keep this port behind a firewall)";
+        }
+        return " (the interface of " + host.getHostAddress() + ": hosts that can reach it can connect)";
     }
 
     /** Runs until the process is stopped. */
@@ -42,15 +61,25 @@ public final class ExampleServer {
             System.exit(1);
             return;
         }
+        // The address as the user wrote it: a wildcard bound on a dual-stack host reads back as "0:0:0:0:0:0:0:0".
+        String where = (server.address().getAddress().isAnyLocalAddress() ? args.get("--host", "0.0.0.0")
+                : server.address().getHostString()) + ":" + server.port();
+        // SIGINT and SIGTERM run the JVM's shutdown hooks: close the server there, so the port is free and every
+        // client sees its connection end, and say so (a server that vanishes silently looks like a crash).
         Runtime.getRuntime().addShutdownHook(new Thread(() -> {
+            System.out.println("netutils example server: shutdown requested (SIGINT or SIGTERM), closing " + where);
+            long start = System.nanoTime();
             try {
                 server.close();
-            } catch (java.io.IOException ignored) {
-                // exiting anyway
+                System.out.printf("netutils example server: closed %s in %d ms%n", where,
+                        (System.nanoTime() - start) / 1_000_000);
+            } catch (java.io.IOException | RuntimeException e) {
+                System.out.println("netutils example server: closing " + where + " failed: " + e);
             }
-        }));
+            System.out.flush();
+        }, "example-server-shutdown"));
         server.serve(new ModelStageHandler());
-        System.out.println("netutils example server listening on " + server.address().getHostString() + ":" + server.port());
+        System.out.println("netutils example server listening on " + where + reach(server.address()));
         System.out.flush();
         server.awaitClose();
     }

@@ -9,6 +9,9 @@ import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.TimeUnit;
+import netutils.api.ConnectionHandler;
+import netutils.api.Message;
+import netutils.transport.tcp.TcpServer;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.params.ParameterizedTest;
@@ -109,5 +112,43 @@ class ExampleProgramsTest {
         assertThat(client.exitValue()).isEqualTo(1);
         assertThat(err).contains("cannot reach a netutils server at 127.0.0.1").contains("Is the server running?")
                 .doesNotContain("Exception").doesNotContain("\tat ");
+    }
+
+    @Test
+    void aHostileServersErrorReachesTheTerminalCappedAndWithoutEscapes() throws Exception {
+        // 1.4 MB of "clear screen, red" and a forged success line, as the error detail of the first answer.
+        String hostile = "\u001b[2J\u001b[31m".repeat(200_000) + "\n2026-01-01 INFO all five message types answered.\n";
+        try (TcpServer server = TcpServer.bind(0).serve(connection -> {
+            connection.receive();
+            connection.send(Message.error("HANDLER_FAILED\u001b[0m", hostile));
+        })) {
+            Process client = start("netutils.examples.ExampleClient", "--port", "" + server.port());
+            String out = read(client.getInputStream());
+            String err = read(client.getErrorStream());
+            assertThat(client.waitFor(60, TimeUnit.SECONDS)).isTrue();
+            assertThat(client.exitValue()).isEqualTo(1);
+            assertThat(err).startsWith("error: the exchange with 127.0.0.1:" + server.port()
+                    + " failed: peer reported HANDLER_FAILED\\u001B[0m: \\u001B[2J\\u001B[31m")
+                    .contains("more characters cut]").doesNotContain("\u001b").hasLineCount(1);
+            assertThat(err.length()).as("capped at 4 KiB of detail").isLessThan(4096 + 300);
+            assertThat(out).doesNotContain("\u001b");
+        }
+    }
+
+    @Test
+    void aHostileServersAnswersArePrintedWithoutTheirEscapesAndForgedLines() throws Exception {
+        try (TcpServer server = TcpServer.bind(0).serve(ConnectionHandler.ofRequests(request ->
+                Message.builder(request.type()).meta("note", "\u001b]0;owned\u0007\r\nmask  forged row  ok")
+                        .build()))) {
+            Process client = start("netutils.examples.ExampleClient", "--port", "" + server.port());
+            String out = read(client.getInputStream());
+            String err = read(client.getErrorStream());
+            assertThat(client.waitFor(60, TimeUnit.SECONDS)).isTrue();
+            assertThat(client.exitValue()).as(err).isZero();
+            assertThat(out).doesNotContain("\u001b").doesNotContain("\r")
+                    .contains("note=\\u001B]0;owned\\u0007\\u000D\\u000Amask  forged row  ok");
+            // The header, the rule, the blank line after "connected", and one row per sample message.
+            assertThat(out.lines().count()).isEqualTo(4 + ModelStageHandler.sampleMessages().size());
+        }
     }
 }

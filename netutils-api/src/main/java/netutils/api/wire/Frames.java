@@ -143,6 +143,17 @@ public final class Frames {
      * @throws ProtocolException naming what is wrong with the frame, including bytes after its end
      */
     public static Message fromRawMessage(MemorySegment frame) throws ProtocolException {
+        if (frame.byteSize() >= HEADER_LENGTH) {
+            // A raw message is all there is of the frame, so a header that declares more than it holds is refused
+            // here, before the decoder sizes anything by the declared lengths (a 45-byte frame declaring a 16 MiB
+            // envelope made it allocate 16 MiB). Header errors come first, in the decoder's order.
+            FrameHeader header = FrameHeader.decode(frame.asSlice(0, HEADER_LENGTH).asByteBuffer(), MAX_BODY_LENGTH);
+            Serializers.byId(header.serializerId());
+            if (header.frameLength() > frame.byteSize()) {
+                throw new ProtocolException(ProtocolException.Kind.TRUNCATED, "raw message of " + frame.byteSize()
+                        + " bytes is cut short: its header declares a " + header.frameLength() + "-byte frame");
+            }
+        }
         return FrameDecoder.decodeWhole(frame, FrameDecoder.Limits.PROTOCOL_MAXIMUM).message();
     }
 

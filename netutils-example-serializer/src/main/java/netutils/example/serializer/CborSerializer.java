@@ -9,6 +9,7 @@ import netutils.serde.json.JacksonTrees;
 import tools.jackson.core.JacksonException;
 import tools.jackson.core.JsonGenerator;
 import tools.jackson.core.JsonParser;
+import tools.jackson.dataformat.cbor.CBORFactory;
 import tools.jackson.dataformat.cbor.CBORMapper;
 
 /**
@@ -25,7 +26,9 @@ public final class CborSerializer implements Serializer {
     /** The wire id: in the users' range. */
     public static final int ID = 200;
 
-    private static final CBORMapper MAPPER = CBORMapper.builder().build();
+    /** The same limits as the JSON envelope's, from the SDK's own (nesting, lengths): a plug-in should reuse them. */
+    private static final CBORMapper MAPPER = CBORMapper.builder(CBORFactory.builder()
+            .streamReadConstraints(JacksonTrees.envelopeConstraints()).build()).build();
 
     /** Used by {@link java.util.ServiceLoader}. */
     public CborSerializer() {

@@ -8,17 +8,21 @@ import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import netutils.api.Message;
 import netutils.api.ProtocolException;
 import netutils.api.spi.EnvelopeSchema;
+import netutils.api.wire.FrameDecoder;
 import tools.jackson.core.Base64Variants;
 import tools.jackson.core.JsonGenerator;
 import tools.jackson.core.JsonParser;
 import tools.jackson.core.JsonToken;
+import tools.jackson.core.StreamReadConstraints;
 
 /**
  * Moves {@link EnvelopeSchema} trees through Jackson's streaming API, which every Jackson format shares (JSON
  * here, CBOR in the example serializer): the format-specific half of a serializer, with no envelope keys in
- * it. Reading refuses duplicate keys and nesting deeper than {@link EnvelopeSchema#MAX_DEPTH}.
+ * it. Reading refuses duplicate keys and nesting deeper than {@link EnvelopeSchema#MAX_DEPTH}; parsers of frame
+ * envelopes get {@link #envelopeConstraints()}.
  */
 public final class JacksonTrees {
     private JacksonTrees() {
@@ -27,9 +31,6 @@ public final class JacksonTrees {
     /**
      * Writes a tree: maps, lists, strings, {@code Long}s, {@code null}, and {@link MemorySegment}s as binary
      * (base64 in JSON), streamed without a copy of the whole segment.
-     *
-     * @param gen where the tree goes
-     * @param value the tree
      */
     public static void write(JsonGenerator gen, Object value) {
         switch (value) {
@@ -58,11 +59,42 @@ public final class JacksonTrees {
     }
 
     /**
+     * The limits a Jackson parser of frame envelopes gets, from the SDK's own rather than Jackson's defaults:
+     * nesting at most {@link EnvelopeSchema#MAX_DEPTH} (refused as the parser reaches it, so 100,000 nested
+     * arrays cost nothing); a document or string as long as the largest envelope a receiver can be configured
+     * to accept (the transport checks its configured {@code maxEnvelopeBytes}, 16 MiB by default, before the bytes
+     * reach a serializer, and every serializer must accept what fits in it); names (the envelope's keys and
+     * metadata keys, at most {@link Message#MAX_NAME_LENGTH} characters) of at most {@value #MAX_NAME_UNITS}
+     * units, which holds any valid one in UTF-8 bytes or UTF-16 chars; numbers of at most
+     * {@value #MAX_NUMBER_CHARS} characters, enough for any 64-bit integer or any double in its shortest form.
+     */
+    public static StreamReadConstraints envelopeConstraints() {
+        int maxEnvelope = FrameDecoder.Limits.PROTOCOL_MAXIMUM.maxEnvelopeLength();
+        return StreamReadConstraints.builder()
+                .maxNestingDepth(EnvelopeSchema.MAX_DEPTH)
+                .maxDocumentLength(maxEnvelope)
+                .maxStringLength(maxEnvelope)
+                .maxNameLength(MAX_NAME_UNITS)
+                .maxNumberLength(MAX_NUMBER_CHARS)
+                .build();
+    }
+
+    /**
+     * The characters of the longest number an envelope needs: 20 for {@code -9223372036854775808}, 24 for a double
+     * such as {@code -2.2250738585072014E-308}. Longer numbers cannot be 64-bit integers and are refused by the
+     * parser before it builds a {@code BigInteger} or {@code BigDecimal} of them.
+     */
+    public static final int MAX_NUMBER_CHARS = 32;
+
+    /**
+     * The longest name (object key) a parser accepts, in bytes or chars: a metadata key has at most
+     * {@link Message#MAX_NAME_LENGTH} characters, and a character is at most 4 bytes of UTF-8.
+     */
+    public static final int MAX_NAME_UNITS = 4 * Message.MAX_NAME_LENGTH;
+
+    /**
      * Reads one value and checks that nothing follows it.
      *
-     * @param parser the input
-     * @param what what the input is, for error messages (e.g. {@code "JSON envelope"})
-     * @return the tree: maps, lists, strings, {@code Long}s, {@code null} and binary values as the format holds them
      * @throws ProtocolException of kind {@code MALFORMED_ENVELOPE} if the input does not parse, has a key twice,
      *     nests too deep, or has trailing content
      */
@@ -70,39 +102,43 @@ public final class JacksonTrees {
         if (parser.nextToken() == null) {
             throw EnvelopeSchema.invalid(what + " is empty");
         }
-        Object value = read(parser, 0, "", new int[1]);
+        Object value = read(parser, new Path());
         if (parser.nextToken() != null) {
             throw EnvelopeSchema.invalid(what + " has content after its end");
         }
         return value;
     }
 
-    private static Object read(JsonParser parser, int depth, String path, int[] count) throws ProtocolException {
-        count[0] = EnvelopeSchema.countValue(count[0]);
+    private static Object read(JsonParser parser, Path path) throws ProtocolException {
+        path.values = EnvelopeSchema.countValue(path.values);
         JsonToken token = parser.currentToken();
         switch (token) {
             case START_OBJECT -> {
-                if (depth >= EnvelopeSchema.MAX_DEPTH) {
+                if (path.depth >= EnvelopeSchema.MAX_DEPTH) {
                     throw EnvelopeSchema.tooDeep();
                 }
                 Map<String, Object> map = new LinkedHashMap<>();
                 for (String key = parser.nextName(); key != null; key = parser.nextName()) {
                     parser.nextToken();
-                    Object value = read(parser, depth + 1, path.isEmpty() ? key : path + "." + key, count);
+                    path.push(key, -1);
+                    Object value = read(parser, path);
+                    path.pop();
                     if (map.containsKey(key)) {
-                        throw EnvelopeSchema.duplicateKey(path, key);
+                        throw EnvelopeSchema.duplicateKey(path.toString(), key);
                     }
                     map.put(key, value);
                 }
                 return map;
             }
             case START_ARRAY -> {
-                if (depth >= EnvelopeSchema.MAX_DEPTH) {
+                if (path.depth >= EnvelopeSchema.MAX_DEPTH) {
                     throw EnvelopeSchema.tooDeep();
                 }
                 List<Object> list = new ArrayList<>();
                 while (parser.nextToken() != JsonToken.END_ARRAY) {
-                    list.add(read(parser, depth + 1, path + "[" + list.size() + "]", count));
+                    path.push(null, list.size());
+                    list.add(read(parser, path));
+                    path.pop();
                 }
                 return list;
             }
@@ -128,6 +164,42 @@ public final class JacksonTrees {
                 return parser.getBinaryValue();
             }
             default -> throw EnvelopeSchema.invalid(path + ": unexpected " + token);
+        }
+    }
+
+    /**
+     * Where the reader is, kept as a stack and turned into text ({@code tensors[0].shape}) only for an error
+     * message: building that text for every value cost more than the tree itself (1.2 GB of garbage for a
+     * 16 MiB envelope of zeros).
+     */
+    private static final class Path {
+        private final String[] keys = new String[EnvelopeSchema.MAX_DEPTH + 1];
+        private final int[] indexes = new int[EnvelopeSchema.MAX_DEPTH + 1];
+        private int depth;
+        /** Values read so far in the whole document, against {@link EnvelopeSchema#MAX_VALUES}. */
+        private int values;
+
+        void push(String key, int index) {
+            keys[depth] = key;
+            indexes[depth] = index;
+            depth++;
+        }
+
+        void pop() {
+            depth--;
+        }
+
+        @Override
+        public String toString() {
+            StringBuilder out = new StringBuilder();
+            for (int i = 0; i < depth; i++) {
+                if (keys[i] == null) {
+                    out.append('[').append(indexes[i]).append(']');
+                } else {
+                    out.append(out.isEmpty() ? "" : ".").append(keys[i]);
+                }
+            }
+            return out.toString();
         }
     }
 

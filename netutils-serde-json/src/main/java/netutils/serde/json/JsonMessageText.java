@@ -22,12 +22,18 @@ import tools.jackson.databind.json.JsonMapper;
 public final class JsonMessageText implements MessageTextFormat {
     /**
      * Jackson refuses strings over 20,000,000 characters by default, which a base64 tensor passes at about
-     * 15 MB. The real bound here is the Java string itself, so that is the limit we give Jackson.
+     * 15 MB. The real bound for the text and its strings is the Java string itself, so that is the limit we give
+     * Jackson. Nesting is bounded as in a frame's envelope ({@link EnvelopeSchema#MAX_DEPTH}, so 100,000 nested
+     * arrays are refused at the ninth), and so are names and numbers ({@link JacksonTrees#MAX_NAME_UNITS},
+     * {@link JacksonTrees#MAX_NUMBER_CHARS}).
      */
     private static final JsonMapper MAPPER = JsonMapper.builder(JsonFactory.builder()
             .streamReadConstraints(StreamReadConstraints.builder()
                     .maxStringLength(Integer.MAX_VALUE)
+                    .maxNameLength(JacksonTrees.MAX_NAME_UNITS)
                     .maxDocumentLength(-1)
+                    .maxNestingDepth(EnvelopeSchema.MAX_DEPTH)
+                    .maxNumberLength(JacksonTrees.MAX_NUMBER_CHARS)
                     .build())
             .build()).build();
 

@@ -8,6 +8,7 @@ import netutils.api.spi.Serializer;
 import tools.jackson.core.JacksonException;
 import tools.jackson.core.JsonGenerator;
 import tools.jackson.core.JsonParser;
+import tools.jackson.core.json.JsonFactory;
 import tools.jackson.databind.json.JsonMapper;
 
 /**
@@ -19,7 +20,9 @@ public final class JsonSerializer implements Serializer {
     /** The wire id. */
     public static final int ID = 1;
 
-    private static final JsonMapper MAPPER = JsonMapper.builder().build();
+    /** Jackson's limits set from the SDK's own: see {@link JacksonTrees#envelopeConstraints()}. */
+    private static final JsonMapper MAPPER = JsonMapper.builder(JsonFactory.builder()
+            .streamReadConstraints(JacksonTrees.envelopeConstraints()).build()).build();
 
     /** Used by {@link java.util.ServiceLoader}. */
     public JsonSerializer() {

@@ -81,7 +81,9 @@ class RawFrameTest {
     @Test
     void truncatedAndTrailingBytesAreRefused() {
         byte[] frame = Frames.toRawMessage(Samples.fiveTypes().get(2));
-        assertRefused(Arrays.copyOf(frame, frame.length - 1), Kind.TRUNCATED, "got 7 of 8 bytes of tensor 'data'");
+        // Refused from the header, before anything is sized by the lengths it declares.
+        assertRefused(Arrays.copyOf(frame, frame.length - 1), Kind.TRUNCATED,
+                "raw message of 147 bytes is cut short: its header declares a 148-byte frame");
         assertRefused(Arrays.copyOf(frame, 5), Kind.TRUNCATED, "frame header");
         assertRefused(Arrays.copyOf(frame, frame.length + 3), Kind.TRAILING_BYTES, "3 bytes after the end");
         assertRefused(new byte[0], Kind.TRUNCATED, "empty");

@@ -75,11 +75,24 @@ public final class KryoSerializer implements Serializer {
     public Envelope readEnvelope(byte[] bytes) throws ProtocolException {
         Kryo kryo = pool.obtain();
         try (Input input = new Input(bytes)) {
-            Object read = kryo.readClassAndObject(input);
-            if (!(read instanceof Envelope envelope)) {
-                throw EnvelopeSchema.invalid("kryo envelope holds "
-                        + (read == null ? "null" : read.getClass().getName()) + ", not an envelope");
+            // writeClassAndObject wrote the class as its registration id + 2 (0 is null, 1 "class by name").
+            // Read that id here and accept the envelope's only: Kryo's default registrations (String, int[],
+            // ...) would otherwise be reachable, and its String reader allocates a char[] of whatever length
+            // the input declares (6 bytes made it allocate 2 GiB) before finding the bytes are not there.
+            if (input.limit() == 0) {
+                throw EnvelopeSchema.invalid("kryo envelope is empty");
             }
+            int registration = input.readVarInt(true);
+            if (registration != ENVELOPE_REGISTRATION + 2) {
+                throw EnvelopeSchema.invalid(switch (registration) {
+                    case 0 -> "kryo envelope holds null, not an envelope";
+                    case 1 -> "kryo envelope names a class outside the registered set: a class given by name";
+                    default -> "kryo envelope names a class outside the registered set: registration id "
+                            + Integer.toUnsignedString(registration - 2) + " (only the envelope, id "
+                            + ENVELOPE_REGISTRATION + ", is read)";
+                });
+            }
+            Envelope envelope = kryo.readObject(input, Envelope.class);
             if (input.position() != bytes.length) {
                 throw EnvelopeSchema.invalid("kryo envelope has " + (bytes.length - input.position())
                         + " bytes after the envelope");
@@ -136,7 +149,10 @@ public final class KryoSerializer implements Serializer {
             Map<String, String> meta = new LinkedHashMap<>();
             for (int i = 0; i < metaCount; i++) {
                 String key = readString(in, "meta key");
-                meta.put(key, readString(in, "meta." + key));
+                // Refused, not last-one-wins, as every serializer does: two readers must not see two messages.
+                if (meta.put(key, readString(in, "meta." + key)) != null) {
+                    throw new KryoException("meta: key '" + key + "' appears twice");
+                }
             }
             int tensorCount = count(in, "tensors", 5);
             List<Envelope.Entry> tensors = new ArrayList<>(tensorCount);

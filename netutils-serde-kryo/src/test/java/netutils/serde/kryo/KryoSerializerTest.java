@@ -68,4 +68,41 @@ class KryoSerializerTest {
         assertThatThrownBy(() -> serializer.readEnvelope(java.util.Arrays.copyOf(bytes, bytes.length - 3)))
                 .isInstanceOf(ProtocolException.class).hasMessageContaining("kryo envelope");
     }
+
+    @Test
+    void kryosOwnDefaultRegistrationsAreRefusedBeforeTheyRead() {
+        // Registration id 1 + 2 is Kryo's String, registered by default: its reader would allocate a char[] of the
+        // declared length (here 2^31 - 1 characters, 4 GiB) before noticing that only 6 bytes exist.
+        byte[] stringBomb = {3, (byte) 0xff, (byte) 0xff, (byte) 0xff, (byte) 0xff, 0x07};
+        assertThatThrownBy(() -> serializer.readEnvelope(stringBomb))
+                .isInstanceOfSatisfying(ProtocolException.class,
+                        e -> assertThat(e.kind()).isEqualTo(ProtocolException.Kind.MALFORMED_ENVELOPE))
+                .hasMessageContaining("registration id 1 (only the envelope, id 16, is read)");
+        assertThatThrownBy(() -> serializer.readEnvelope(new byte[] {0}))
+                .hasMessageContaining("holds null, not an envelope");
+        assertThatThrownBy(() -> serializer.readEnvelope(new byte[0])).hasMessageContaining("kryo envelope is empty");
+    }
+
+    @Test
+    void aMetaKeyTwiceIsRefusedNotLastOneWins() {
+        Output output = new Output(64);
+        output.writeVarInt(KryoSerializer.ENVELOPE_REGISTRATION + 2, true);
+        writeString(output, "hidden_state");
+        output.writeBoolean(false); // no id
+        output.writeBoolean(false); // no reply_to
+        output.writeVarInt(2, true);
+        for (String value : new String[] {"first", "second"}) {
+            writeString(output, "model");
+            writeString(output, value);
+        }
+        output.writeVarInt(0, true); // no tensors
+        assertThatThrownBy(() -> serializer.readEnvelope(output.toBytes()))
+                .isInstanceOf(ProtocolException.class).hasMessageContaining("meta: key 'model' appears twice");
+    }
+
+    private static void writeString(Output output, String value) {
+        byte[] utf8 = value.getBytes(java.nio.charset.StandardCharsets.UTF_8);
+        output.writeVarInt(utf8.length, true);
+        output.writeBytes(utf8);
+    }
 }
