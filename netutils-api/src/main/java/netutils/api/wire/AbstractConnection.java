@@ -583,6 +583,11 @@ public abstract class AbstractConnection implements Connection {
         closeQuietly();
         for (Call call : calls.values()) {
             if (calls.remove(call.id, call)) {
+                if (cause instanceof RemoteErrorException peerSaid) {
+                    // The peer's own last word (an error answering nothing) is the clearest reason to give.
+                    call.future.completeExceptionally(peerSaid);
+                    continue;
+                }
                 ConnectionClosedException lost = new ConnectionClosedException("connection to " + peer
                         + " failed before the reply to " + call.id + " came (the request is not resent): "
                         + cause.getMessage());

@@ -25,8 +25,8 @@ import netutils.transport.tcp.internal.TcpConnection;
 
 /**
  * A TCP server: the original module's {@code create_server()} ({@link #bind}) and {@code accept_connection()}
- * ({@link #accept}), plus {@link #serve}, which runs every connection on its own thread (virtual by default,
- * see {@link TcpOptions.Builder#connectionThreads}).
+ * ({@link #accept}), plus {@link #serve}, which runs every connection on its own thread (platform threads for
+ * the first connections, virtual beyond: see {@link TcpServerOptions.Builder#connectionThreads}).
  *
  * <pre>{@code
  * try (TcpServer server = TcpServer.bind(5000)) {
@@ -36,8 +36,8 @@ import netutils.transport.tcp.internal.TcpConnection;
  * }</pre>
  *
  * <p>A connection that fails (bad frames, a peer that vanishes, a handler that throws) is closed alone; the
- * server and its other connections go on. Connections over {@link TcpOptions#maxConnections()} are told
- * {@code SERVER_BUSY} and closed. {@link #close()} stops accepting, lets the messages that have arrived be
+ * server and its other connections go on. Connections over {@link TcpServerOptions#maxConnections()} evict the
+ * connection idle the longest, or are told {@code SERVER_BUSY} and closed. {@link #close()} stops accepting, lets the messages that have arrived be
  * answered within {@link TcpServerOptions#shutdownGrace()}, then closes what is left.
  *
  * <p>{@link #bind(int)} listens on the loopback address only, the safe default for a port that speaks an

@@ -114,19 +114,22 @@ final class IoWatchdog {
         long read = readSince;
         if (read != 0 && readTimeoutNanos > 0 && now - read > readTimeoutNanos) {
             readSince = 0;
+            frameSince = 0;
             target.onStall("read timed out: no progress for " + readTimeout);
+            return;
         }
+        long write = writeSince;
+        // A frame with no bytes at all is a read stall, reported as one above; a trickle is caught here.
         long frame = frameSince;
-        if (frame != 0 && minBytesPerSecond > 0 && now - frame > rateGraceNanos) {
+        long bytes = frameBytes;
+        if (frame != 0 && bytes > 0 && minBytesPerSecond > 0 && now - frame > rateGraceNanos) {
             double seconds = (now - frame) / 1e9;
-            long bytes = frameBytes;
             if (bytes < minBytesPerSecond * seconds) {
                 frameSince = 0;
                 target.onStall(String.format("frame arrived too slowly: %,d bytes in %.1f s (%,.0f bytes/s), under the "
                         + "minimum of %,d bytes/s", bytes, seconds, bytes / seconds, minBytesPerSecond));
             }
         }
-        long write = writeSince;
         if (write != 0 && writeTimeoutNanos > 0 && now - write > writeTimeoutNanos) {
             writeSince = 0;
             target.onStall("write timed out: no progress for " + writeTimeout);
