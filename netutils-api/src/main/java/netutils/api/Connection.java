@@ -37,6 +37,7 @@ public interface Connection extends AutoCloseable {
     /**
      * Sends one message as one frame.
      *
+     * @param message the message to send, headers and tensors; the caller still owns it afterwards
      * @throws FrameTooLargeException before anything is sent, if the message does not fit a frame
      * @throws IOException if the connection fails or the write times out (the connection is then closed)
      */
@@ -45,6 +46,7 @@ public interface Connection extends AutoCloseable {
     /**
      * Waits for the next message.
      *
+     * @return the next message that answers no outstanding call; it may hold pooled memory, so close it when done
      * @throws ConnectionClosedException if the peer closed the connection between messages, or it was closed here
      * @throws ProtocolException if the frame breaks the wire format, or the peer vanished mid-frame
      * @throws RemoteErrorException if the peer sent an error message
@@ -70,6 +72,9 @@ public interface Connection extends AutoCloseable {
      * If the allocator cannot provide a tensor's bytes, the frame cannot be read: an {@link IOException} says
      * so and the connection is closed.
      *
+     * @param tensorMemory allocates the memory the received tensors' bytes are read into; the caller keeps it
+     *     alive for as long as it uses the message
+     * @return the next message that answers no outstanding call, its tensors in memory from {@code tensorMemory}
      * @throws IOException as {@link #receive()}
      */
     Message receive(java.lang.foreign.SegmentAllocator tensorMemory) throws IOException;
@@ -78,6 +83,8 @@ public interface Connection extends AutoCloseable {
      * Waits at most {@code timeout} for the next message to begin. A timeout before the first byte of a frame
      * leaves the connection usable and returns empty; once a frame has begun, the read timeout applies.
      *
+     * @param timeout how long to wait for a frame to begin
+     * @return the next message that answers no outstanding call, or empty if none began within {@code timeout}
      * @throws IOException as {@link #receive()}
      */
     Optional<Message> receive(Duration timeout) throws IOException;
@@ -86,6 +93,8 @@ public interface Connection extends AutoCloseable {
      * A call with the connection's default deadline (see the transport's options): sends {@code request} and
      * waits for its reply.
      *
+     * @param request the message to send; it is given a fresh id if it has none
+     * @return the reply, the message whose {@code reply_to} is the request's id
      * @throws DeadlineExceededException if no reply came in time (the connection stays usable)
      * @throws RemoteErrorException if the peer answered the request with an error message
      * @throws IOException as {@link #send}, or if the connection failed while waiting
@@ -97,6 +106,9 @@ public interface Connection extends AutoCloseable {
      * message whose {@code reply_to} is that id. Messages that arrive meanwhile and answer no call are kept for
      * {@link #receive}.
      *
+     * @param request the message to send; it is given a fresh id if it has none
+     * @param deadline how long to wait for the reply, counted from the call; must be positive
+     * @return the reply, the message whose {@code reply_to} is the request's id
      * @throws DeadlineExceededException if no reply came in time (the connection stays usable)
      * @throws RemoteErrorException if the peer answered the request with an error message
      * @throws IOException as {@link #send}, or if the connection failed while waiting
@@ -109,20 +121,29 @@ public interface Connection extends AutoCloseable {
      * {@link RemoteErrorException} if the peer answered with an error, or the connection's failure; cancelling
      * it ends the call (a late reply is dropped).
      *
+     * @param request the message to send; it is given a fresh id if it has none
+     * @param deadline how long to wait for the reply, counted from the call; must be positive
+     * @return a future completed with the reply, or failed as described above
      * @throws IOException if the request cannot be sent
      */
     CompletableFuture<Message> requestAsync(Message request, Duration deadline) throws IOException;
 
-    /** {@link #requestAsync(Message, Duration)} with the connection's default deadline. */
+    /**
+     * {@link #requestAsync(Message, Duration)} with the connection's default deadline.
+     *
+     * @param request the message to send; it is given a fresh id if it has none
+     * @return a future completed with the reply, or failed as {@link #requestAsync(Message, Duration)}'s
+     * @throws IOException if the request cannot be sent
+     */
     CompletableFuture<Message> requestAsync(Message request) throws IOException;
 
-    /** How many replies arrived after their call had ended (deadline or cancellation) and were dropped. */
+    /** {@return how many replies arrived after their call had ended (deadline or cancellation) and were dropped} */
     long lateReplies();
 
-    /** Whether the connection is still open. */
+    /** {@return whether the connection is still open} */
     boolean isOpen();
 
-    /** Who the peer is, for logs: an address, or a name for in-memory connections. */
+    /** {@return who the peer is, for logs: an address, or a name for in-memory connections} */
     String peer();
 
     /** Closes the connection; further calls do nothing. */

@@ -11,7 +11,12 @@ import java.util.concurrent.Semaphore;
 @FunctionalInterface
 public interface ConnectionHandler {
 
-    /** Serves {@code connection} until it ends. */
+    /**
+     * Serves {@code connection} until it ends.
+     *
+     * @param connection the accepted connection; the server closes it when this method returns or throws
+     * @throws Exception anything the handler fails with; it ends this connection only, not the server
+     */
     void handle(Connection connection) throws Exception;
 
     /**
@@ -21,6 +26,9 @@ public interface ConnectionHandler {
      * the peer gets an {@link MessageType#ERROR error} message with code {@code HANDLER_FAILED} answering the
      * request; when the request had no id to answer, the connection is then closed, since the peer could not
      * tell which message failed.
+     *
+     * @param handler computes the reply to each request
+     * @return a connection handler that answers each message of a connection in turn until the peer closes
      */
     static ConnectionHandler ofRequests(RequestHandler handler) {
         return connection -> {
@@ -43,6 +51,9 @@ public interface ConnectionHandler {
      * {@link Connection#requestAsync} sort out by id. Handler failures are answered as in {@link #ofRequests}.
      * When the peer closes, requests still being processed finish first.
      *
+     * @param handler computes the reply to each request; it is called from several threads at once
+     * @param maxConcurrent how many requests of one connection may be in progress at once, at least 1
+     * @return a connection handler that answers the requests of a connection concurrently until the peer closes
      * @throws IllegalArgumentException if {@code maxConcurrent} is less than 1
      */
     static ConnectionHandler ofConcurrentRequests(RequestHandler handler, int maxConcurrent) {

@@ -10,7 +10,13 @@ import java.time.Duration;
 public class DeadlineExceededException extends InterruptedIOException {
     private static final long serialVersionUID = 1L;
 
-    /** The call {@code requestId} to {@code peer} had no reply within {@code deadline}. */
+    /**
+     * The call {@code requestId} to {@code peer} had no reply within {@code deadline}.
+     *
+     * @param requestId the id of the request that went unanswered
+     * @param peer who the request went to, as {@link Connection#peer()} names it
+     * @param deadline how long the caller waited for the reply
+     */
     public DeadlineExceededException(String requestId, String peer, Duration deadline) {
         super("no reply to request " + requestId + " from " + peer + " within " + deadline);
     }

@@ -36,8 +36,11 @@ public final class MemoryLease {
     /**
      * A lease that runs {@code release} once, when the message is closed.
      *
+     * @param release gives the memory back to its pool; run at most once, by {@link #release()}, and never by the
+     *     garbage collector
      * @param description what the memory is, for the unreleased-message report (e.g. "256 MiB of tensors from
      *     /10.0.0.2:5000")
+     * @return a lease that still holds the memory
      */
     public static MemoryLease of(Runnable release, String description) {
         return new MemoryLease(release, description);
@@ -50,7 +53,7 @@ public final class MemoryLease {
         }
     }
 
-    /** Whether the memory was given back. */
+    /** {@return whether the memory was given back, that is whether {@link #release()} was called} */
     public boolean isReleased() {
         return state.released.get();
     }

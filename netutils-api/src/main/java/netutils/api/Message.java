@@ -64,27 +64,54 @@ public final class Message implements AutoCloseable {
         this.replyTo = builder.replyTo;
     }
 
-    /** A message with no tensors. */
+    /**
+     * A message with no tensors.
+     *
+     * @param type what the message is
+     * @return a message of {@code type} with no tensors, metadata or ids
+     */
     public static Message of(MessageType type) {
         return builder(type).build();
     }
 
-    /** A message with one tensor named {@value #DEFAULT_TENSOR_NAME}: the original module's {@code Message(type, data)}. */
+    /**
+     * A message with one tensor named {@value #DEFAULT_TENSOR_NAME}: the original module's {@code Message(type, data)}.
+     *
+     * @param type what the message is
+     * @param data its only tensor
+     * @return a message of {@code type} carrying {@code data} and no metadata or ids
+     */
     public static Message of(MessageType type, Tensor data) {
         return builder(type).tensor(DEFAULT_TENSOR_NAME, data).build();
     }
 
-    /** An {@link MessageType#ERROR error} message with the code and description in its metadata. */
+    /**
+     * An {@link MessageType#ERROR error} message with the code and description in its metadata.
+     *
+     * @param code a short machine-readable error code, e.g. {@code "HANDLER_FAILED"}; metadata {@code code}
+     * @param detail a human-readable description of what went wrong; metadata {@code detail}
+     * @return an error message with no tensors and no ids (set {@code reply_to} through {@link #toBuilder()})
+     */
     public static Message error(String code, String detail) {
         return builder(MessageType.ERROR).meta("code", code).meta("detail", detail).build();
     }
 
-    /** A builder for a message of this type. */
+    /**
+     * A builder for a message of this type.
+     *
+     * @param type what the message will be
+     * @return an empty builder: no tensors, metadata or ids yet
+     */
     public static Builder builder(MessageType type) {
         return new Builder(type);
     }
 
-    /** A builder holding everything of this message, to derive another from it. */
+    /**
+     * A builder holding everything of this message, to derive another from it. The pooled memory stays this
+     * message's: the derived message's tensors share it, and stop working when this message is closed.
+     *
+     * @return a new builder with this message's type, tensors, metadata, id and {@code reply_to}
+     */
     public Builder toBuilder() {
         Builder builder = new Builder(type);
         builder.tensors.putAll(tensors);
@@ -94,12 +121,12 @@ public final class Message implements AutoCloseable {
         return builder;
     }
 
-    /** The type. */
+    /** {@return what this message is} */
     public MessageType type() {
         return type;
     }
 
-    /** The tensors by name, in the order they were added (and travel). */
+    /** {@return the tensors by name, in the order they were added (and travel); unmodifiable} */
     public SequencedMap<String, Tensor> tensors() {
         return tensors;
     }
@@ -107,7 +134,9 @@ public final class Message implements AutoCloseable {
     /**
      * The tensor with this name.
      *
-     * @throws NoSuchElementException naming the tensors the message has
+     * @param name the tensor's name
+     * @return the tensor
+     * @throws NoSuchElementException if there is no such tensor; its message names the tensors the message has
      */
     public Tensor tensor(String name) {
         Tensor tensor = tensors.get(name);
@@ -120,6 +149,7 @@ public final class Message implements AutoCloseable {
     /**
      * The tensor named {@value #DEFAULT_TENSOR_NAME}, or the only tensor: the original module's {@code data}.
      *
+     * @return the tensor named {@value #DEFAULT_TENSOR_NAME} if there is one, otherwise the message's only tensor
      * @throws NoSuchElementException if there is neither
      */
     public Tensor data() {
@@ -134,27 +164,32 @@ public final class Message implements AutoCloseable {
                 + "' and " + tensors.size() + " others; use tensor(name) with one of " + tensors.keySet());
     }
 
-    /** The metadata, in order. */
+    /** {@return the metadata, in the order the keys were first set; unmodifiable} */
     public SequencedMap<String, String> meta() {
         return meta;
     }
 
-    /** The metadata value for this key, if present. */
+    /**
+     * The metadata value for this key, if present.
+     *
+     * @param key the metadata key
+     * @return the value, or empty if the message has no such key
+     */
     public Optional<String> meta(String key) {
         return Optional.ofNullable(meta.get(key));
     }
 
-    /** The message id, if one was set. */
+    /** {@return the message id, if one was set} */
     public Optional<String> id() {
         return Optional.ofNullable(id);
     }
 
-    /** The id of the message this one answers, if any. */
+    /** {@return the id of the message this one answers, if any} */
     public Optional<String> replyTo() {
         return Optional.ofNullable(replyTo);
     }
 
-    /** The sum of the tensors' byte sizes. */
+    /** {@return the sum of the tensors' byte sizes} */
     public long tensorBytes() {
         long total = 0;
         for (Tensor tensor : tensors.values()) {
@@ -174,7 +209,7 @@ public final class Message implements AutoCloseable {
         }
     }
 
-    /** Whether this message's tensors live in memory lent from a pool (which {@link #close()} gives back). */
+    /** {@return whether this message's tensors live in memory lent from a pool (which {@link #close()} gives back)} */
     public boolean isPooled() {
         return lease != null;
     }
@@ -228,6 +263,9 @@ public final class Message implements AutoCloseable {
         /**
          * Adds a tensor; names are unique within a message and keep their order.
          *
+         * @param name the tensor's name, 1 to {@value Message#MAX_NAME_LENGTH} characters
+         * @param tensor the tensor
+         * @return this builder
          * @throws IllegalArgumentException if the name is empty, too long, or already used
          */
         public Builder tensor(String name, Tensor tensor) {
@@ -239,26 +277,49 @@ public final class Message implements AutoCloseable {
             return this;
         }
 
-        /** Sets a metadata entry, replacing an earlier value of the same key. */
+        /**
+         * Sets a metadata entry, replacing an earlier value of the same key (which keeps its place in the order).
+         *
+         * @param key the key, 1 to {@value Message#MAX_NAME_LENGTH} characters
+         * @param value the value, not {@code null}
+         * @return this builder
+         * @throws IllegalArgumentException if the key is empty or too long
+         */
         public Builder meta(String key, String value) {
             checkName("metadata key", key);
             meta.put(key, Objects.requireNonNull(value, "value"));
             return this;
         }
 
-        /** Sets the message id (for request/response), or clears it with {@code null}. */
+        /**
+         * Sets the message id (for request/response), or clears it with {@code null}.
+         *
+         * @param id the id, or {@code null} for none
+         * @return this builder
+         */
         public Builder id(String id) {
             this.id = id;
             return this;
         }
 
-        /** Sets the id of the message this one answers, or clears it with {@code null}. */
+        /**
+         * Sets the id of the message this one answers, or clears it with {@code null}.
+         *
+         * @param requestId the id of the request answered, or {@code null} for none
+         * @return this builder
+         */
         public Builder replyTo(String requestId) {
             this.replyTo = requestId;
             return this;
         }
 
-        /** Marks this message as the answer to {@code request}, when the request has an id. */
+        /**
+         * Marks this message as the answer to {@code request}, when the request has an id; when it has none, an
+         * earlier {@code reply_to} is cleared.
+         *
+         * @param request the message answered
+         * @return this builder
+         */
         public Builder replyTo(Message request) {
             this.replyTo = request.id;
             return this;
@@ -267,13 +328,16 @@ public final class Message implements AutoCloseable {
         /**
          * Binds the message's tensors to pooled memory that {@link Message#close()} gives back; for transports.
          * Tensors added before or after this call are all bound.
+         *
+         * @param lease the lease of the memory the tensors live in, or {@code null} for none
+         * @return this builder
          */
         public Builder lease(MemoryLease lease) {
             this.lease = lease;
             return this;
         }
 
-        /** The message. */
+        /** {@return the message, immutable; later changes to this builder do not affect it} */
         public Message build() {
             return new Message(this);
         }

@@ -18,7 +18,13 @@ public final class PeerText {
     private PeerText() {
     }
 
-    /** {@code text} as one printable line of at most {@value #MAX_CHARS} characters plus a note of what was cut. */
+    /**
+     * {@code text} as one printable line of at most {@value #MAX_CHARS} characters plus a note of what was cut;
+     * {@link #printable(String, int)} with {@link #MAX_CHARS}.
+     *
+     * @param text a string from a peer, or {@code null}
+     * @return the string with unsafe characters escaped and cut to {@value #MAX_CHARS} characters
+     */
     public static String printable(String text) {
         return printable(text, MAX_CHARS);
     }
@@ -26,10 +32,14 @@ public final class PeerText {
     /**
      * {@code text} as one printable line: control characters (C0 including tab, CR and LF, DEL, C1 including the
      * one-byte CSI {@code U+009B}), format characters (bidirectional overrides and isolates, zero-width joiners),
-     * line and paragraph separators, and unpaired surrogates are replaced by a visible {@code \}{@code uXXXX}
-     * escape; the result keeps at most {@code maxChars} characters of it (escapes included) and then says how many
-     * characters of the original were cut. {@code null} becomes {@code "null"}.
+     * line and paragraph separators, unpaired surrogates, and private-use and unassigned code points are replaced
+     * by a visible {@code \}{@code uXXXX} escape; the result keeps at most {@code maxChars} characters of it
+     * (escapes included) and then says how many characters of the original were cut. {@code null} becomes
+     * {@code "null"}.
      *
+     * @param text a string from a peer, or {@code null}
+     * @param maxChars how many characters of escaped text to keep, not counting the note of what was cut
+     * @return the string as one line with unsafe characters escaped, cut to {@code maxChars} characters and a note
      * @throws IllegalArgumentException if {@code maxChars} is less than 1
      */
     public static String printable(String text, int maxChars) {

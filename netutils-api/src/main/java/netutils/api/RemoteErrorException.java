@@ -21,6 +21,7 @@ public class RemoteErrorException extends IOException {
 
     /** The peer's error code; part of the serialized form. */
     private final String code;
+    /** The peer's description, made printable and capped; part of the serialized form. */
     private final String detail;
 
     /**
@@ -48,7 +49,7 @@ public class RemoteErrorException extends IOException {
         return code;
     }
 
-    /** The peer's description, made printable and capped at {@value #MAX_DETAIL_CHARS} characters. */
+    /** {@return the peer's description, made printable and capped at {@value #MAX_DETAIL_CHARS} characters} */
     public String detail() {
         return detail;
     }

@@ -34,6 +34,10 @@ public final class AttentionMask {
     /**
      * The additive causal mask of a step of {@code rows} new positions after {@code position} cached ones:
      * {@code rows x (position + rows)} values, 0 where {@code column <= position + row}, {@code -inf} elsewhere.
+     *
+     * @param rows how many new positions the step computes
+     * @param position how many positions are cached before the step: the position of its first new token
+     * @return the mask, row-major, {@code position + rows} columns per row
      */
     public static float[] causal(int rows, int position) {
         int columns = position + rows;
@@ -47,6 +51,8 @@ public final class AttentionMask {
     /**
      * The {@code [rows, columns]} of a mask tensor of an accepted shape.
      *
+     * @param mask a mask tensor from a peer
+     * @return a two-element array: the number of query rows, then the number of key columns
      * @throws IllegalArgumentException if the shape is not one of the accepted ones
      */
     public static int[] rowsAndColumns(Tensor mask) {
@@ -65,6 +71,8 @@ public final class AttentionMask {
     /**
      * Which keys each query may see, row-major, whatever the mask's form.
      *
+     * @param mask a BOOL or additive mask tensor
+     * @return one flag per element of the mask, {@code true} where the query may see the key
      * @throws IllegalArgumentException if the dtype is not BOOL, F32, F16 or BF16 (saying which it is), or an
      *     additive value is neither 0-like nor hiding (NaN)
      */
@@ -90,6 +98,9 @@ public final class AttentionMask {
      * an additive mask is widened, and values at or below the dtype's lowest finite value become {@code -inf}
      * (so F16's {@code -65504} hides a key as surely as float32's {@code -inf}).
      *
+     * @param mask a BOOL or additive mask tensor
+     * @return one float32 value per element of the mask, row-major: 0 (or the mask's own value) where the query
+     *     may see the key, {@code -inf} where it may not
      * @throws IllegalArgumentException as {@link #visible}
      */
     public static float[] additive(Tensor mask) {

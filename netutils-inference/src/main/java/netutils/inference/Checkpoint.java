@@ -23,7 +23,14 @@ public final class Checkpoint {
 
     /**
      * Writes the checkpoint to {@code directory} unless a {@code model.safetensors} is there already; returns
-     * whether it wrote one. Safe when several processes race: the files appear whole, by rename.
+     * whether it wrote one. Safe when several processes race: the files appear whole, by rename. Matrices are
+     * BF16, as {@link #write} writes them with {@code "BF16"}.
+     *
+     * @param directory where {@code config.json} and {@code model.safetensors} go; created if missing
+     * @param config the model's shape
+     * @param seed the seed the weights are drawn from
+     * @return {@code true} if this call wrote the checkpoint, {@code false} if a weights file was already there
+     * @throws IOException if the directory or a file cannot be written
      */
     public static boolean ensure(Path directory, ModelConfig config, long seed) throws IOException {
         if (Files.exists(directory.resolve(LlamaModel.WEIGHTS_FILE))) {
@@ -36,7 +43,16 @@ public final class Checkpoint {
     /**
      * Writes a checkpoint of {@code config} drawn from {@code seed}, matrices in {@code matrixDtype} (F32 or BF16).
      * Scales keep activations near unit size through the layers: a projection's weights have standard deviation
-     * {@code 1/sqrt(fan_in)}, residual projections half that; norm weights are {@code 1 + N(0, 0.1)}.
+     * {@code 1/sqrt(fan_in)}, residual projections half that; norm weights are {@code 1 + N(0, 0.1)}. The token
+     * embedding is {@code N(0, 1)} and an untied output head has standard deviation {@code 3/sqrt(hidden_size)}.
+     * Existing files are replaced.
+     *
+     * @param directory where {@code config.json} and {@code model.safetensors} go; created if missing
+     * @param config the model's shape
+     * @param seed the seed the weights are drawn from; the same seed gives the same bytes
+     * @param matrixDtype {@code "F32"} or {@code "BF16"}, the dtype of the matrices (norm weights are always F32)
+     * @throws IllegalArgumentException if {@code matrixDtype} is neither
+     * @throws IOException if the directory or a file cannot be written
      */
     public static void write(Path directory, ModelConfig config, long seed, String matrixDtype) throws IOException {
         Files.createDirectories(directory);

@@ -28,27 +28,32 @@ public final class KvCache {
         }
     }
 
-    /** The number of positions held: the position of the next token. */
+    /** {@return the number of positions held: the position of the next token} */
     public int length() {
         return length;
     }
 
-    /** The most positions this cache can hold. */
+    /** {@return the most positions this cache can hold, the model's {@code max_position_embeddings}} */
     public int capacity() {
         return maxPositions;
     }
 
-    /** The first layer index held. */
+    /** {@return the index, in the whole model, of the first layer held} */
     public int firstLayer() {
         return firstLayer;
     }
 
-    /** How many layers are held. */
+    /** {@return how many layers are held: the layers of the model slice the cache belongs to} */
     public int layerCount() {
         return keys.length;
     }
 
-    /** Forgets positions from {@code newLength} on (a step that restarts at an earlier position overwrites them). */
+    /**
+     * Forgets positions from {@code newLength} on (a step that restarts at an earlier position overwrites them).
+     *
+     * @param newLength how many positions to keep, at most {@link #length()}
+     * @throws IllegalArgumentException if {@code newLength} is negative or more than {@link #length()}
+     */
     public void truncate(int newLength) {
         if (newLength < 0 || newLength > length) {
             throw new IllegalArgumentException("cannot truncate a cache of " + length + " positions to " + newLength);
@@ -56,7 +61,7 @@ public final class KvCache {
         length = newLength;
     }
 
-    /** The bytes the held positions take as F32 keys and values. */
+    /** {@return the bytes the held positions take as F32 keys and values, over all layers held} */
     public long bytes() {
         return 2L * keys.length * length * rowWidth * Float.BYTES;
     }

@@ -43,7 +43,12 @@ public final class LlamaModel {
             }
         }
 
-        /** The whole model. */
+        /**
+         * The whole model.
+         *
+         * @param config the model's shape
+         * @return the slice of every layer, with the embedding and the head
+         */
         public static Slice whole(ModelConfig config) {
             return new Slice(0, config.layers(), true, true);
         }
@@ -52,6 +57,10 @@ public final class LlamaModel {
          * Stage {@code stage} of {@code stages} processes: layers {@code [stage*L/stages, (stage+1)*L/stages)},
          * the embedding on stage 0 and the head on the last.
          *
+         * @param config the model's shape
+         * @param stage which stage, from 0
+         * @param stages how many processes the model is split over
+         * @return the slice that stage holds
          * @throws IllegalArgumentException unless {@code 2 <= stages <= layers} and {@code 0 <= stage < stages}
          */
         public static Slice ofStage(ModelConfig config, int stage, int stages) {
@@ -66,7 +75,7 @@ public final class LlamaModel {
             return new Slice(stage * layers / stages, (stage + 1) * layers / stages, stage == 0, stage == stages - 1);
         }
 
-        /** The layer range as {@code "first:end"}, as the protocol writes it. */
+        /** {@return the layer range as {@code "first:end"}, as the protocol writes it} */
         public String layers() {
             return firstLayer + ":" + endLayer;
         }
@@ -93,7 +102,14 @@ public final class LlamaModel {
         this.lmHead = lmHead;
     }
 
-    /** Loads the whole model from {@code directory}. */
+    /**
+     * Loads the whole model from {@code directory}.
+     *
+     * @param directory a directory holding {@value #CONFIG_FILE} and {@value #WEIGHTS_FILE}
+     * @return the model, every layer with the embedding and the head
+     * @throws IOException if a file cannot be read, or names the file and tensor that is missing or has the
+     *     wrong shape or dtype
+     */
     public static LlamaModel load(Path directory) throws IOException {
         ModelConfig config = ModelConfig.read(directory.resolve(CONFIG_FILE));
         return load(directory, Slice.whole(config));
@@ -102,7 +118,11 @@ public final class LlamaModel {
     /**
      * Loads the tensors of {@code slice} from {@code directory}.
      *
+     * @param directory a directory holding {@value #CONFIG_FILE} and {@value #WEIGHTS_FILE}
+     * @param slice the layers to load, and whether to load the embedding and the head
+     * @return the model slice, holding only its own weights
      * @throws IOException naming the file and tensor that is missing or has the wrong shape or dtype
+     * @throws IllegalArgumentException if the slice reaches beyond the model's layers
      */
     public static LlamaModel load(Path directory, Slice slice) throws IOException {
         ModelConfig c = ModelConfig.read(directory.resolve(CONFIG_FILE));
@@ -140,17 +160,17 @@ public final class LlamaModel {
         }
     }
 
-    /** The model's configuration. */
+    /** {@return the model's configuration, read from its {@value #CONFIG_FILE}} */
     public ModelConfig config() {
         return config;
     }
 
-    /** The part of the model this instance holds. */
+    /** {@return the part of the model this instance holds} */
     public Slice slice() {
         return slice;
     }
 
-    /** An empty cache for this slice's layers, for one generation. */
+    /** {@return a new, empty cache for this slice's layers, for one generation} */
     public KvCache newCache() {
         return new KvCache(slice.firstLayer(), layers.length, config.kvDim(), config.maxPositions());
     }
@@ -158,6 +178,9 @@ public final class LlamaModel {
     /**
      * The embedding rows of {@code tokens}: {@code tokens.length * hidden_size} values.
      *
+     * @param tokens token ids, each in {@code [0, vocab_size)}
+     * @return a new array of the tokens' embedding rows, one after another: the hidden state for
+     *     {@link #forwardLayers}
      * @throws IllegalStateException if this slice has no embedding
      * @throws IllegalArgumentException for a token outside the vocabulary
      */
@@ -181,6 +204,12 @@ public final class LlamaModel {
      * The rotary table rows for positions {@code [start, start + count)}: {@code count * head_dim/2} complex
      * numbers {@code cis(p * theta^(-2i/head_dim))} as interleaved (cos, sin) floats, Meta's
      * {@code precompute_freqs_cis}.
+     *
+     * @param config the model's shape, which gives {@code head_dim} and {@code rope_theta}
+     * @param start the first position
+     * @param count how many positions
+     * @return a new array of {@code count * head_dim} floats: for each position, {@code head_dim/2} (cos, sin)
+     *     pairs
      */
     public static float[] freqsCis(ModelConfig config, int start, int count) {
         int half = config.headDim() / 2;
@@ -201,9 +230,13 @@ public final class LlamaModel {
      * {@code hidden} ({@code tokens * hidden_size} values) in place and storing keys and values in
      * {@code cache}, whose length becomes {@code position + tokens}.
      *
+     * @param hidden the hidden state of the new positions, row by row; replaced by this slice's output
+     * @param tokens how many new positions {@code hidden} holds
+     * @param position the position of the first new one; cached positions from there on are forgotten first
      * @param cis the rotary rows of these positions ({@code tokens * head_dim/2} interleaved complex values)
      * @param mask additive attention mask {@code [tokens, position + tokens]}: 0 where a query may see a key,
      *     {@code -inf} where it may not
+     * @param cache this generation's cache for this slice's layers, from {@link #newCache()}
      * @throws IllegalArgumentException if the sizes disagree or {@code position} is beyond the cache's length
      */
     public void forwardLayers(float[] hidden, int tokens, int position, float[] cis, float[] mask, KvCache cache) {
@@ -291,7 +324,11 @@ public final class LlamaModel {
      * The output logits ({@code vocab_size} values) of the last of {@code tokens} rows of {@code hidden}: final
      * RMSNorm, then the output head.
      *
+     * @param hidden the hidden state after the last decoder layer, {@code tokens * hidden_size} values
+     * @param tokens how many rows {@code hidden} holds; only the last one is used
+     * @return a new array of {@code vocab_size} logits, for the token after the last row
      * @throws IllegalStateException if this slice has no head
+     * @throws IllegalArgumentException if {@code hidden} does not hold {@code tokens} rows
      */
     public float[] logits(float[] hidden, int tokens) {
         if (lmHead == null) {
@@ -313,8 +350,14 @@ public final class LlamaModel {
      * one token at a time, with the hidden state rounded to {@code wire} precision wherever it would cross
      * from one process to the next. This is the reference a distributed run must equal bit for bit.
      *
+     * @param prompt the prompt's token ids, each in {@code [0, vocab_size)}
+     * @param newTokens how many tokens to generate
+     * @param sampling how each token is picked from its logits
+     * @param stages how many processes the pipeline to reproduce has, from 2 to the number of layers
      * @param wire {@code "F32"} (exact) or {@code "BF16"}
+     * @return the generated tokens and the logits each was picked from
      * @throws IllegalStateException if this is not the whole model
+     * @throws IllegalArgumentException if {@code wire} is neither, or {@code stages} is out of range
      */
     public Generation generate(int[] prompt, int newTokens, Sampling sampling, int stages, String wire) {
         Objects.requireNonNull(sampling, "sampling");

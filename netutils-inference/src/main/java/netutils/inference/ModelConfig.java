@@ -53,12 +53,26 @@ public record ModelConfig(int hiddenSize, int intermediateSize, int layers, int 
         }
     }
 
-    /** The small model the demo and the tests write: 6 layers, 256 wide, 8 query and 2 KV heads, 4,096 tokens. */
+    /**
+     * {@return the small model the demo and the tests write: 6 layers, 256 wide, 8 query and 2 KV heads, 4,096
+     * tokens, 512 positions}
+     */
     public static ModelConfig demo() {
         return new ModelConfig(256, 688, 6, 8, 2, 32, 4096, 512, 1e-5f, 10000f, false);
     }
 
-    /** Reads a Hugging Face {@code config.json}. */
+    /**
+     * Reads a Hugging Face {@code config.json}. {@code hidden_size}, {@code intermediate_size},
+     * {@code num_hidden_layers}, {@code num_attention_heads} and {@code vocab_size} are required; the others
+     * default as in {@code transformers}' {@code LlamaConfig}: {@code num_key_value_heads} to the query heads,
+     * {@code head_dim} to {@code hidden_size / num_attention_heads}, {@code max_position_embeddings} to 2048,
+     * {@code rms_norm_eps} to 1e-6, {@code rope_theta} to 10000 and {@code tie_word_embeddings} to false.
+     *
+     * @param configJson the {@code config.json} file
+     * @return the configuration it describes
+     * @throws IOException if the file cannot be read, is not JSON, or lacks a required number
+     * @throws IllegalArgumentException if the sizes do not fit together (see the constructor)
+     */
     public static ModelConfig read(Path configJson) throws IOException {
         JsonNode root;
         try {
@@ -81,7 +95,13 @@ public record ModelConfig(int hiddenSize, int intermediateSize, int layers, int 
                 root.has("tie_word_embeddings") && root.get("tie_word_embeddings").asBoolean());
     }
 
-    /** Writes this configuration as a Hugging Face {@code config.json} for {@code LlamaForCausalLM}. */
+    /**
+     * Writes this configuration as a Hugging Face {@code config.json} for {@code LlamaForCausalLM}, replacing the
+     * file if it exists; {@link #read} reads it.
+     *
+     * @param configJson the file to write
+     * @throws IOException if the file cannot be written
+     */
     public void write(Path configJson) throws IOException {
         Map<String, Object> map = new LinkedHashMap<>();
         map.put("architectures", new String[] {"LlamaForCausalLM"});
@@ -102,12 +122,12 @@ public record ModelConfig(int hiddenSize, int intermediateSize, int layers, int 
         Files.writeString(configJson, JSON.writerWithDefaultPrettyPrinter().writeValueAsString(map) + "\n");
     }
 
-    /** Width of the query projection's output: {@code heads * headDim}. */
+    /** {@return the width of the query projection's output: {@code heads * headDim}} */
     public int qDim() {
         return heads * headDim;
     }
 
-    /** Width of the key and value projections' output: {@code kvHeads * headDim}. */
+    /** {@return the width of the key and value projections' output: {@code kvHeads * headDim}} */
     public int kvDim() {
         return kvHeads * headDim;
     }

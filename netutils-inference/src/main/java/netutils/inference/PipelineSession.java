@@ -102,33 +102,51 @@ public final class PipelineSession implements AutoCloseable {
      * A builder for a generation through {@code stages} ({@code host:port} of each stage server, in order) with
      * {@code head} holding stage 0 of {@code stages.size() + 1}.
      *
-     * @throws IllegalArgumentException if {@code head} is not that slice
+     * @param head the model slice this process runs: stage 0 of {@code stages.size() + 1}, with the embedding
+     * @param stages the stage servers' addresses as {@code host:port}, in pipeline order; at least one
+     * @return a builder with the defaults: default TCP options, F32 on the wire, greedy sampling, no logits
+     * @throws IllegalArgumentException if {@code stages} is empty or {@code head} is not that slice
      */
     public static Builder builder(LlamaModel head, List<String> stages) {
         return new Builder(head, stages);
     }
 
-    /** The session id, in every message's metadata. */
+    /** {@return the session id, in every message's metadata} */
     public String id() {
         return session;
     }
 
-    /** Whether the following steps' answers carry the logits (F32 {@code [1, vocab_size]}) or the token only. */
+    /**
+     * Whether the following steps' answers carry the logits (F32 {@code [1, vocab_size]}) or the token only.
+     *
+     * @param returnLogits {@code true} to have the logits in each following {@link Step}, {@code false} for the
+     *     token only
+     */
     public void returnLogits(boolean returnLogits) {
         this.returnLogits = returnLogits;
     }
 
-    /** The positions processed so far: the position of the next token. */
+    /** {@return the positions processed so far: the position of the next token} */
     public int position() {
         return position;
     }
 
-    /** The stage servers, in order, as they are now (a migration replaces one). */
+    /** {@return the stage servers' {@code host:port}, in order, as they are now (a migration replaces one)} */
     public List<String> route() {
         return List.copyOf(route);
     }
 
-    /** Runs the prompt through the pipeline (a session's first step) and returns the first generated token. */
+    /**
+     * Runs the prompt through the pipeline (a session's first step) and returns the first generated token.
+     *
+     * @param prompt the prompt's token ids; not empty
+     * @return the first generated token, with the step's timings and bytes
+     * @throws IllegalStateException if the prefill was already done
+     * @throws IllegalArgumentException if the prompt is empty
+     * @throws IOException if a stage cannot be reached, fails or answers with something else than a token (a
+     *     {@link RemoteErrorException} when a stage reports an error); the connection to stage 1 is closed and
+     *     the next step connects again
+     */
     public Step prefill(int[] prompt) throws IOException {
         if (position != 0) {
             throw new IllegalStateException("session " + session + " is past its prefill, at position " + position);
@@ -139,7 +157,14 @@ public final class PipelineSession implements AutoCloseable {
         return step(prompt);
     }
 
-    /** Feeds back the last generated token and returns the next. */
+    /**
+     * Feeds back the last generated token and returns the next.
+     *
+     * @param token the token to append, normally the one the previous step returned
+     * @return the next generated token, with the step's timings and bytes
+     * @throws IllegalStateException if there was no prefill yet
+     * @throws IOException as {@link #prefill}
+     */
     public Step next(int token) throws IOException {
         if (position == 0) {
             throw new IllegalStateException("prefill first");
@@ -221,7 +246,12 @@ public final class PipelineSession implements AutoCloseable {
      * {@code target}, which must serve the same layers; later steps go through {@code target}. The old server
      * sends the cache itself (as {@code KV_cache} messages) and forgets it; nothing is recomputed.
      *
+     * @param stage the pipeline place whose cache moves, from 1 to the number of stage servers
+     * @param target the {@code host:port} of the server that takes the cache over
+     * @return what moved and how long it took
+     * @throws IllegalArgumentException if {@code stage} is out of range
      * @throws RemoteErrorException if either server refuses, saying why; the session then stays where it was
+     * @throws IOException if the stage cannot be reached or answers with something else than a migration
      */
     public Migration migrate(int stage, String target) throws IOException {
         Objects.requireNonNull(target, "target");
@@ -322,13 +352,24 @@ public final class PipelineSession implements AutoCloseable {
             }
         }
 
-        /** Connection options (serializer, timeouts); the defaults use JSON envelopes. */
+        /**
+         * Connection options (serializer, timeouts); the defaults use JSON envelopes.
+         *
+         * @param options the options of the head's connections to the stage servers
+         * @return this builder
+         */
         public Builder options(TcpOptions options) {
             this.options = Objects.requireNonNull(options, "options");
             return this;
         }
 
-        /** The hidden state's dtype on the wire: F32 (exact, the default), BF16 or F16. */
+        /**
+         * The hidden state's dtype on the wire: F32 (exact, the default), BF16 or F16.
+         *
+         * @param wire the dtype the hidden state is rounded to between processes
+         * @return this builder
+         * @throws IllegalArgumentException if {@code wire} is another dtype
+         */
         public Builder wire(DType wire) {
             if (wire != DType.F32 && wire != DType.BF16 && wire != DType.F16) {
                 throw new IllegalArgumentException("hidden states travel as F32, BF16 or F16, not " + wire);
@@ -337,25 +378,40 @@ public final class PipelineSession implements AutoCloseable {
             return this;
         }
 
-        /** How the last stage picks tokens; greedy by default. */
+        /**
+         * How the last stage picks tokens; greedy by default.
+         *
+         * @param sampling the sampling the last stage applies to every step's logits
+         * @return this builder
+         */
         public Builder sampling(Sampling sampling) {
             this.sampling = Objects.requireNonNull(sampling, "sampling");
             return this;
         }
 
-        /** Whether every answer carries the logits (F32 {@code [1, vocab_size]}); by default only the token. */
+        /**
+         * Whether every answer carries the logits (F32 {@code [1, vocab_size]}); by default only the token.
+         *
+         * @param returnLogits {@code true} to have the logits in every {@link Step}
+         * @return this builder
+         */
         public Builder returnLogits(boolean returnLogits) {
             this.returnLogits = returnLogits;
             return this;
         }
 
-        /** The session id; by default a random UUID. */
+        /**
+         * The session id; by default a random UUID.
+         *
+         * @param session the id the stage servers key this generation's caches by, or {@code null} for a random one
+         * @return this builder
+         */
         public Builder session(String session) {
             this.session = session;
             return this;
         }
 
-        /** The session; nothing is sent until the prefill. */
+        /** {@return the session; nothing is sent until the prefill} */
         public PipelineSession build() {
             return new PipelineSession(this);
         }

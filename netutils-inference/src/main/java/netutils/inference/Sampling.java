@@ -22,12 +22,20 @@ public record Sampling(boolean seeded, long seed, float temperature, int topK) {
         }
     }
 
-    /** Always the largest logit. */
+    /** {@return greedy sampling: always the largest logit, the lowest index on ties} */
     public static Sampling greedy() {
         return new Sampling(false, 0, 1, 1);
     }
 
-    /** A seeded draw among the {@code topK} largest logits at {@code temperature}. */
+    /**
+     * A seeded draw among the {@code topK} largest logits at {@code temperature}.
+     *
+     * @param seed the seed; with the token's position, it fixes each draw
+     * @param temperature divides the logits before the softmax; positive, lower is closer to greedy
+     * @param topK how many of the largest logits may be drawn; positive
+     * @return the sampling
+     * @throws IllegalArgumentException if {@code temperature} or {@code topK} is not positive
+     */
     public static Sampling seeded(long seed, float temperature, int topK) {
         return new Sampling(true, seed, temperature, topK);
     }
@@ -35,6 +43,8 @@ public record Sampling(boolean seeded, long seed, float temperature, int topK) {
     /**
      * Parses {@code greedy} or {@code seeded:SEED[:TEMPERATURE[:TOP_K]]} (defaults 0.8 and 40).
      *
+     * @param text the sampling as {@link #toString()} writes it, e.g. from a command line
+     * @return the sampling it names
      * @throws IllegalArgumentException naming what does not parse
      */
     public static Sampling parse(String text) {
@@ -59,7 +69,13 @@ public record Sampling(boolean seeded, long seed, float temperature, int topK) {
         return seeded ? "seeded:" + seed + ":" + temperature + ":" + topK : "greedy";
     }
 
-    /** The token to emit at {@code position} (the position it will occupy) from {@code logits}. */
+    /**
+     * The token to emit at {@code position} (the position it will occupy) from {@code logits}.
+     *
+     * @param logits one logit per vocabulary entry, from the model's output head
+     * @param position the position the token will occupy, which seeds a seeded draw together with the seed
+     * @return the index of the chosen token in the vocabulary
+     */
     public int sample(float[] logits, int position) {
         if (!seeded) {
             int best = 0;

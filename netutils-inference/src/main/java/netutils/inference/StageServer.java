@@ -91,8 +91,13 @@ public final class StageServer implements AutoCloseable {
     /**
      * Binds {@code address} and serves {@code model}'s slice until {@link #close()}.
      *
+     * @param model the slice this stage computes: any layer range, with the head if it is the last stage
+     * @param address where to listen ({@code new InetSocketAddress(port)} is every interface)
      * @param serverOptions for the listening side (leave its serializer unset to answer each peer in kind)
      * @param clientOptions for connections to the next stage and to migration targets (their serializer is used)
+     * @return the stage server, already serving
+     * @throws java.net.BindException if the address is in use
+     * @throws IOException if the listening socket cannot be opened otherwise
      */
     public static StageServer start(LlamaModel model, InetSocketAddress address, TcpOptions serverOptions,
             TcpOptions clientOptions) throws IOException {
@@ -102,33 +107,42 @@ public final class StageServer implements AutoCloseable {
         return stage;
     }
 
-    /** The bound address. */
+    /** {@return the bound address, with the real port when 0 was asked} */
     public InetSocketAddress address() {
         return server.address();
     }
 
-    /** The bound port. */
+    /** {@return the bound port} */
     public int port() {
         return server.port();
     }
 
-    /** The slice served. */
+    /** {@return the model slice served} */
     public LlamaModel model() {
         return model;
     }
 
-    /** How many sessions hold a cache here. */
+    /** {@return how many sessions hold a cache here} */
     public int sessionCount() {
         return sessions.size();
     }
 
-    /** The positions cached for {@code session}, or -1 if this server does not hold it. */
+    /**
+     * The positions cached for {@code session}, or -1 if this server does not hold it.
+     *
+     * @param session the session id, as {@link PipelineSession#id()} gives it
+     * @return how many positions this server's cache of the session holds, or -1
+     */
     public int cachedPositions(String session) {
         Session s = sessions.get(session);
         return s == null ? -1 : s.cache.length();
     }
 
-    /** Blocks until closed. */
+    /**
+     * Blocks until closed.
+     *
+     * @throws InterruptedException if the waiting thread is interrupted
+     */
     public void awaitClose() throws InterruptedException {
         server.awaitClose();
     }

@@ -71,12 +71,23 @@ public final class EnvelopeSchema {
     private EnvelopeSchema() {
     }
 
-    /** The exception a serializer throws for input that does not parse or does not fit the schema. */
+    /**
+     * The exception a serializer throws for input that does not parse or does not fit the schema.
+     *
+     * @param what what is wrong, with the path of the offending value where there is one
+     * @return an exception of kind {@link Kind#MALFORMED_ENVELOPE}, to throw
+     */
     public static ProtocolException invalid(String what) {
         return new ProtocolException(Kind.MALFORMED_ENVELOPE, what);
     }
 
-    /** The exception a reader throws when {@code key} appears twice in the map at {@code path}. */
+    /**
+     * The exception a reader throws when {@code key} appears twice in the map at {@code path}.
+     *
+     * @param path where the map is in the tree, e.g. {@code "tensors[2]"}; empty for the root
+     * @param key the repeated key
+     * @return an exception of kind {@link Kind#MALFORMED_ENVELOPE} naming the path and key, to throw
+     */
     public static ProtocolException duplicateKey(String path, String key) {
         return invalid((path.isEmpty() ? "" : path + ": ") + "key '" + key + "' appears twice");
     }
@@ -95,14 +106,22 @@ public final class EnvelopeSchema {
         return count + 1;
     }
 
-    /** The exception a reader throws for nesting deeper than {@link #MAX_DEPTH}. */
+    /**
+     * {@return the exception of kind {@link Kind#MALFORMED_ENVELOPE} a reader throws for nesting deeper than
+     * {@link #MAX_DEPTH}}
+     */
     public static ProtocolException tooDeep() {
         return invalid("nesting deeper than " + MAX_DEPTH + " levels");
     }
 
     // ---------------------------------------------------------------- writing
 
-    /** The envelope as a tree, keys in the order of {@code docs/PROTOCOL.md}; absent ids are left out. */
+    /**
+     * The envelope as a tree, keys in the order of {@code docs/PROTOCOL.md}; absent ids are left out.
+     *
+     * @param envelope the envelope to write
+     * @return a new tree of insertion-ordered maps, lists, strings and {@code Long}s, for a serializer to write
+     */
     public static Map<String, Object> toTree(Envelope envelope) {
         Map<String, Object> root = head(envelope.type(), envelope.id(), envelope.replyTo(), envelope.meta());
         List<Object> tensors = new ArrayList<>(envelope.tensors().size());
@@ -120,6 +139,10 @@ public final class EnvelopeSchema {
      * The self-contained text form of {@code message} as a tree: the envelope without offsets, each tensor's
      * bytes under {@value #DATA} as the value {@code tensorData} makes of its tensor (the JSON text writes a
      * {@link java.lang.foreign.MemorySegment} as base64 while streaming).
+     *
+     * @param message the message to write
+     * @param tensorData makes the value written under {@value #DATA} for each tensor
+     * @return a new tree of the message: type, ids, metadata and tensors with their data, in that order
      */
     public static Map<String, Object> messageToText(Message message, Function<Tensor, Object> tensorData) {
         Map<String, Object> root = head(message.type().name(), message.id().orElse(null),
@@ -163,7 +186,10 @@ public final class EnvelopeSchema {
 
     /**
      * Reads an envelope from its tree, checking the kind of every value; unknown keys are skipped.
+     * The tensor table is not checked here: that is {@link #checkTable}'s job.
      *
+     * @param tree the tree a serializer read from the envelope's bytes
+     * @return the envelope
      * @throws ProtocolException of kind {@link Kind#MALFORMED_ENVELOPE} naming the path of what is wrong
      */
     public static Envelope fromTree(Object tree) throws ProtocolException {
@@ -185,7 +211,9 @@ public final class EnvelopeSchema {
      * Reads a message from its text form ({@link #messageToText}), refusing unknown keys, checking every value
      * and the tensors' sizes against their shapes.
      *
+     * @param tree the tree a serializer read from the message's text
      * @param base64 decodes the text of a tensor's {@value #DATA}
+     * @return the message, its tensors in fresh memory
      * @throws ProtocolException naming the path of what is wrong
      */
     public static Message messageFromText(Object tree, Function<String, byte[]> base64) throws ProtocolException {
@@ -234,6 +262,7 @@ public final class EnvelopeSchema {
      * {@code nbytes} equal to the shape times the dtype's width, offsets multiples of 64 in ascending order
      * without overlap, every tensor inside a data area of {@code dataLength} bytes.
      *
+     * @param entries the envelope's tensor table, in the order of the envelope
      * @param dataLength bytes from the start of the data area to the end of the body (negative if the body ends
      *     before the data area starts)
      * @return the dtype of each entry, in order

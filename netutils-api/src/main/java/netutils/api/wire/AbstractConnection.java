@@ -94,10 +94,14 @@ public abstract class AbstractConnection implements Connection {
     private final ScheduledFuture<?> keepalive;
 
     /**
+     * Sets up the shared state of a connection over an open transport and, unless it is turned off, starts its
+     * keepalive.
+     *
      * @param peer who the peer is, for messages
      * @param defaultDeadline the deadline of calls made without one
      * @param keepaliveInterval silence after which a ping is sent; {@link Duration#ZERO} turns keepalive off
      * @param keepaliveTimeout how long to wait for any frame after a ping before declaring the peer gone
+     * @throws IllegalArgumentException if {@code defaultDeadline} is not positive
      */
     protected AbstractConnection(String peer, Duration defaultDeadline, Duration keepaliveInterval,
             Duration keepaliveTimeout) {
@@ -126,6 +130,7 @@ public abstract class AbstractConnection implements Connection {
     /**
      * Writes one message as one frame. May be called from several threads; the transport keeps frames whole.
      *
+     * @param message the message to write, never {@code null}
      * @throws IOException if writing fails (the connection is then closed by this class)
      */
     protected abstract void writeMessage(Message message) throws IOException;
@@ -142,7 +147,11 @@ public abstract class AbstractConnection implements Connection {
      */
     protected abstract Message readMessage(long waitNanos, SegmentAllocator tensorMemory) throws IOException;
 
-    /** Closes the transport; called once. */
+    /**
+     * Closes the transport; called once.
+     *
+     * @throws IOException if closing fails; the connection counts as closed all the same
+     */
     protected abstract void closeTransport() throws IOException;
 
     // ---------------------------------------------------------------- messages
@@ -575,7 +584,14 @@ public abstract class AbstractConnection implements Connection {
         }
     }
 
-    /** Ends the connection because of {@code cause}: every call fails with it; returns it for throwing. */
+    /**
+     * Ends the connection because of {@code cause}: it is closed, and every outstanding call fails with a
+     * {@link ConnectionClosedException} caused by it. Only the first cause is remembered, to explain later uses
+     * of the closed connection.
+     *
+     * @param cause why the connection ends
+     * @return {@code cause}, for throwing
+     */
     protected final IOException fail(IOException cause) {
         if (failure == null) {
             failure = cause;

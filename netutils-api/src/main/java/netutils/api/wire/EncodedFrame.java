@@ -20,12 +20,12 @@ public final class EncodedFrame {
         this.pieces = pieces;
     }
 
-    /** The header. */
+    /** {@return the frame's header, which gives its lengths, flags and serializer} */
     public FrameHeader header() {
         return header;
     }
 
-    /** Bytes of the whole frame on the wire. */
+    /** {@return the bytes of the whole frame on the wire, header and trailer included} */
     public long frameLength() {
         return header.frameLength();
     }
@@ -33,19 +33,29 @@ public final class EncodedFrame {
     /**
      * The frame's bytes in order: prefix (header, envelope length, envelope, padding), each tensor's own memory
      * with zero padding between them, then the checksum trailer if any. What a transport writes.
+     *
+     * @return the pieces, which add up to {@link #frameLength()} bytes; the tensors' segments are not copies
      */
     public List<MemorySegment> pieces() {
         return pieces;
     }
 
-    /** The whole frame copied into one segment of native memory. */
+    /**
+     * The whole frame copied into one segment of native memory.
+     *
+     * @return a new 64-byte-aligned segment of {@link #frameLength()} bytes, freed by the garbage collector
+     */
     public MemorySegment toSegment() {
         MemorySegment out = Arena.ofAuto().allocate(frameLength(), 64);
         copyTo(out);
         return out;
     }
 
-    /** Copies the whole frame into {@code out}, which must hold at least {@link #frameLength()} bytes. */
+    /**
+     * Copies the whole frame into {@code out}, which must hold at least {@link #frameLength()} bytes.
+     *
+     * @param out where the frame goes, from its offset 0
+     */
     public void copyTo(MemorySegment out) {
         long position = 0;
         for (MemorySegment piece : pieces) {

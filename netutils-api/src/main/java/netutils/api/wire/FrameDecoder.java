@@ -78,8 +78,12 @@ public final class FrameDecoder {
     }
 
     /**
-     * Decodes a buffer that holds exactly one frame.
+     * Decodes a buffer that holds exactly one frame. The tensors are copied into fresh memory
+     * ({@link #FRESH_MEMORY}), so the message does not depend on {@code frame} afterwards.
      *
+     * @param frame the frame's bytes, nothing before or after it
+     * @param limits the largest body and envelope accepted
+     * @return the message, the serializer of its envelope and the frame's length
      * @throws ProtocolException if the frame is malformed, the input is shorter, or bytes follow it
      */
     public static Decoded decodeWhole(MemorySegment frame, Limits limits) throws ProtocolException {
@@ -106,6 +110,10 @@ public final class FrameDecoder {
     /**
      * Reads the next frame: {@link #readHeader}, then {@link #readBody}.
      *
+     * @param source where the frame's bytes come from
+     * @param limits the largest body and envelope accepted
+     * @param tensorMemory where tensors go; {@code null} for memory lent from a pool that {@link Message#close()}
+     *     gives back
      * @return the frame, or {@code null} if the source ended cleanly before it began
      * @throws ProtocolException if the frame breaks the format, or the source ends inside it ({@link Kind#TRUNCATED})
      * @throws IOException if reading fails
@@ -119,8 +127,11 @@ public final class FrameDecoder {
      * Reads and checks the 12-byte header of the next frame. A transport calls this once bytes are known to be
      * coming, so that it can reserve memory for the body before {@link #readBody}.
      *
+     * @param source where the frame's bytes come from
+     * @param limits the largest body accepted (the envelope limit is checked by {@link #readBody})
      * @return the header, or {@code null} if the source ended cleanly before the frame began
      * @throws ProtocolException if the header breaks the format or is cut off
+     * @throws IOException if reading fails
      */
     public static FrameHeader readHeader(FrameSource source, Limits limits) throws IOException {
         ByteBuffer head = ByteBuffer.allocate(Frames.HEADER_LENGTH).order(ByteOrder.BIG_ENDIAN);
@@ -138,10 +149,15 @@ public final class FrameDecoder {
     /**
      * Reads the body of a frame whose header was read, and builds the message.
      *
+     * @param source where the frame's bytes come from, just after the header
+     * @param header the frame's header, from {@link #readHeader}
+     * @param limits the largest envelope accepted
      * @param tensorMemory where tensors go; {@code null} for the default, memory lent from a pool that
      *     {@link Message#close()} gives back
      * @param peer who sent the frame, for reports about unclosed messages
+     * @return the message, the serializer of its envelope and the frame's length
      * @throws ProtocolException if the body breaks the format, or the source ends inside it
+     * @throws IOException if reading fails
      */
     public static Decoded readBody(FrameSource source, FrameHeader header, Limits limits,
             SegmentAllocator tensorMemory, String peer) throws IOException {

@@ -31,6 +31,10 @@ public final class JacksonTrees {
     /**
      * Writes a tree: maps, lists, strings, {@code Long}s, {@code null}, and {@link MemorySegment}s as binary
      * (base64 in JSON), streamed without a copy of the whole segment.
+     *
+     * @param gen the generator to write to; the caller closes it
+     * @param value the tree, or any value within it
+     * @throws IllegalArgumentException if the tree holds a value of any other kind
      */
     public static void write(JsonGenerator gen, Object value) {
         switch (value) {
@@ -67,6 +71,8 @@ public final class JacksonTrees {
      * metadata keys, at most {@link Message#MAX_NAME_LENGTH} characters) of at most {@value #MAX_NAME_UNITS}
      * units, which holds any valid one in UTF-8 bytes or UTF-16 chars; numbers of at most
      * {@value #MAX_NUMBER_CHARS} characters, enough for any 64-bit integer or any double in its shortest form.
+     *
+     * @return new constraints, to give the factory or mapper that creates envelope parsers
      */
     public static StreamReadConstraints envelopeConstraints() {
         int maxEnvelope = FrameDecoder.Limits.PROTOCOL_MAXIMUM.maxEnvelopeLength();
@@ -95,8 +101,15 @@ public final class JacksonTrees {
     /**
      * Reads one value and checks that nothing follows it.
      *
-     * @throws ProtocolException of kind {@code MALFORMED_ENVELOPE} if the input does not parse, has a key twice,
-     *     nests too deep, or has trailing content
+     * @param parser a parser positioned before the value
+     * @param what what the input is, to name it in error messages (e.g. {@code "json envelope"})
+     * @return the value as a tree: maps, lists, strings, {@code Long}s and {@code null}, and also {@code Double},
+     *     {@code Boolean} or {@code byte[]} where the input has those (which {@link EnvelopeSchema} refuses)
+     * @throws ProtocolException of kind {@code MALFORMED_ENVELOPE} if the input is empty, has a key twice, nests
+     *     too deep, has more than {@link EnvelopeSchema#MAX_VALUES} values or an integer beyond 64 bits, or has
+     *     trailing content
+     * @throws tools.jackson.core.JacksonException if the parser itself fails, for instance on input that is not
+     *     well-formed or breaks its constraints; callers turn this into a {@link ProtocolException}
      */
     public static Object readWhole(JsonParser parser, String what) throws ProtocolException {
         if (parser.nextToken() == null) {

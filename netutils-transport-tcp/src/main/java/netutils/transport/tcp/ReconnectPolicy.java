@@ -28,7 +28,7 @@ public record ReconnectPolicy(Duration initialBackoff, Duration maxBackoff, doub
         }
     }
 
-    /** 100 ms doubling up to 10 s, 20 % jitter, no limit on attempts. */
+    /** {@return the default policy: 100 ms doubling up to 10 s, 20 % jitter, no limit on attempts} */
     public static ReconnectPolicy defaults() {
         return new ReconnectPolicy(Duration.ofMillis(100), Duration.ofSeconds(10), 0.2, 0);
     }

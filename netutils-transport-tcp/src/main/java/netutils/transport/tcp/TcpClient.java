@@ -72,6 +72,13 @@ public final class TcpClient {
      * {@code listener} hears every {@link ConnectionState} change, on the thread that made it, so that session
      * state the peer keeps (a KV cache) can be set up again after {@link ConnectionState#CONNECTED}.
      *
+     * @param addresses the servers to try, in order; the first that answers is used first
+     * @param options timeouts, limits and the serializer of sent frames, for every connection made
+     * @param policy how long to wait between attempts after a loss, and how many attempts to make
+     * @param listener told of every state change, starting with {@link ConnectionState#CONNECTED} once the first
+     *     connection is open
+     * @return an open connection that reconnects by itself until it is closed or runs out of attempts
+     * @throws IllegalArgumentException if {@code addresses} is empty
      * @throws IOException if none of the addresses can be reached now
      */
     public static Connection connect(List<InetSocketAddress> addresses, TcpOptions options, ReconnectPolicy policy,

@@ -85,17 +85,17 @@ public record TcpOptions(Duration connectTimeout, Duration readTimeout, Duration
         serializer.ifPresent(Serializers::byName); // refuses now, naming the module to add, not at the first send
     }
 
-    /** The defaults. */
+    /** {@return the default options, as listed in the table above} */
     public static TcpOptions defaults() {
         return DEFAULTS;
     }
 
-    /** A builder starting from the defaults. */
+    /** {@return a new builder starting from the defaults} */
     public static Builder builder() {
         return new Builder();
     }
 
-    /** A builder starting from these options. */
+    /** {@return a new builder starting from these options, to derive others from them} */
     public Builder toBuilder() {
         Builder b = new Builder();
         b.connectTimeout = connectTimeout;
@@ -143,35 +143,65 @@ public record TcpOptions(Duration connectTimeout, Duration readTimeout, Duration
         private Builder() {
         }
 
-        /** How long a connect may take (positive). */
+        /**
+         * How long a connect may take (positive).
+         *
+         * @param timeout the longest wait for the server to accept the connection
+         * @return this builder
+         * @throws IllegalArgumentException if {@code timeout} is zero or negative
+         */
         public Builder connectTimeout(Duration timeout) {
             positive(timeout, "connectTimeout");
             this.connectTimeout = timeout;
             return this;
         }
 
-        /** How long a frame that has begun may stall; zero for no limit. */
+        /**
+         * How long a frame that has begun may stall; zero for no limit.
+         *
+         * @param timeout the longest wait for the next bytes of a frame that has begun
+         * @return this builder
+         * @throws IllegalArgumentException if {@code timeout} is negative
+         */
         public Builder readTimeout(Duration timeout) {
             nonNegative(timeout, "readTimeout");
             this.readTimeout = timeout;
             return this;
         }
 
-        /** How long a send may stall; zero for no limit. */
+        /**
+         * How long a send may stall; zero for no limit.
+         *
+         * @param timeout the longest a send may wait for the peer to read
+         * @return this builder
+         * @throws IllegalArgumentException if {@code timeout} is negative
+         */
         public Builder writeTimeout(Duration timeout) {
             nonNegative(timeout, "writeTimeout");
             this.writeTimeout = timeout;
             return this;
         }
 
-        /** How long {@code receive()} waits for a frame to begin before closing the connection; zero waits forever. */
+        /**
+         * How long {@code receive()} waits for a frame to begin before closing the connection; zero waits forever.
+         *
+         * @param timeout the longest silence between frames that {@code receive()} tolerates
+         * @return this builder
+         * @throws IllegalArgumentException if {@code timeout} is negative
+         */
         public Builder idleTimeout(Duration timeout) {
             nonNegative(timeout, "idleTimeout");
             this.idleTimeout = timeout;
             return this;
         }
 
-        /** The deadline of calls ({@code request}, {@code requestAsync}) made without one (positive). */
+        /**
+         * The deadline of calls ({@code request}, {@code requestAsync}) made without one (positive).
+         *
+         * @param timeout how long such a call waits for its reply
+         * @return this builder
+         * @throws IllegalArgumentException if {@code timeout} is zero or negative
+         */
         public Builder requestTimeout(Duration timeout) {
             positive(timeout, "requestTimeout");
             this.requestTimeout = timeout;
@@ -183,7 +213,11 @@ public record TcpOptions(Duration connectTimeout, Duration readTimeout, Duration
          * within {@code timeout} after it, the peer is declared gone (the connection closes, calls fail saying
          * so). A dead or unreachable peer is thus noticed within {@code interval + timeout} of its last frame.
          *
-         * @param interval zero turns keepalive off
+         * @param interval silence after which a ping is sent; zero turns keepalive off
+         * @param timeout how long to wait for any frame after a ping; positive unless {@code interval} is zero
+         * @return this builder
+         * @throws IllegalArgumentException if {@code interval} is negative, or {@code timeout} is not positive while
+         *     keepalive is on
          */
         public Builder keepalive(Duration interval, Duration timeout) {
             nonNegative(interval, "keepaliveInterval");
@@ -199,6 +233,10 @@ public record TcpOptions(Duration connectTimeout, Duration readTimeout, Duration
          * The slowest average rate, in bytes per second, at which a frame may arrive once it is older than the read
          * timeout: a peer that trickles a byte now and then (never tripping the read timeout) is disconnected.
          * Zero: no minimum.
+         *
+         * @param bytesPerSecond the minimum average rate of a frame that has taken longer than the read timeout
+         * @return this builder
+         * @throws IllegalArgumentException if {@code bytesPerSecond} is negative
          */
         public Builder minTransferRate(long bytesPerSecond) {
             if (bytesPerSecond < 0) {
@@ -208,7 +246,13 @@ public record TcpOptions(Duration connectTimeout, Duration readTimeout, Duration
             return this;
         }
 
-        /** The largest frame body accepted: 0 to {@link Frames#MAX_BODY_LENGTH}. */
+        /**
+         * The largest frame body accepted: 0 to {@link Frames#MAX_BODY_LENGTH}.
+         *
+         * @param bytes the largest body length, in bytes, of a frame this side receives
+         * @return this builder
+         * @throws IllegalArgumentException if {@code bytes} is negative or over {@link Frames#MAX_BODY_LENGTH}
+         */
         public Builder maxFrameBytes(long bytes) {
             if (bytes < 0 || bytes > Frames.MAX_BODY_LENGTH) {
                 throw new IllegalArgumentException("maxFrameBytes must be 0.." + Frames.MAX_BODY_LENGTH + ", got " + bytes);
@@ -217,7 +261,13 @@ public record TcpOptions(Duration connectTimeout, Duration readTimeout, Duration
             return this;
         }
 
-        /** The largest envelope accepted, in bytes (positive). */
+        /**
+         * The largest envelope accepted, in bytes (positive).
+         *
+         * @param bytes the largest envelope length of a frame this side receives
+         * @return this builder
+         * @throws IllegalArgumentException if {@code bytes} is zero or negative
+         */
         public Builder maxEnvelopeBytes(int bytes) {
             if (bytes <= 0) {
                 throw new IllegalArgumentException("maxEnvelopeBytes must be positive, got " + bytes);
@@ -229,6 +279,8 @@ public record TcpOptions(Duration connectTimeout, Duration readTimeout, Duration
         /**
          * The serializer of sent frames, by name ({@code json}, {@code msgpack}, {@code kryo} or a user's).
          *
+         * @param name the serializer's name, as its module registers it
+         * @return this builder
          * @throws IllegalArgumentException saying which module to add when it is not installed
          */
         public Builder serializer(String name) {
@@ -237,19 +289,29 @@ public record TcpOptions(Duration connectTimeout, Duration readTimeout, Duration
             return this;
         }
 
-        /** Sent frames use the serializer of the last frame received (JSON before any): the default. */
+        /**
+         * Sent frames use the serializer of the last frame received (JSON before any): the default.
+         *
+         * @return this builder
+         */
         public Builder answerInPeersSerializer() {
             this.serializer = Optional.empty();
             return this;
         }
 
-        /** Whether sent frames carry a CRC32C of the body. */
+        /**
+         * Whether sent frames carry a CRC32C of the body.
+         *
+         * @param checksum {@code true} to append a checksum to every sent frame; received frames are checked
+         *     whenever they carry one, whatever this says
+         * @return this builder
+         */
         public Builder checksum(boolean checksum) {
             this.checksum = checksum;
             return this;
         }
 
-        /** The options. */
+        /** {@return the options, checked by the record's constructor} */
         public TcpOptions build() {
             return new TcpOptions(connectTimeout, readTimeout, writeTimeout, idleTimeout, requestTimeout,
                     keepaliveInterval, keepaliveTimeout, minTransferRate, maxFrameBytes, maxEnvelopeBytes, serializer,

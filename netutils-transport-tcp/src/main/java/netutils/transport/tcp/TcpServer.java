@@ -25,8 +25,9 @@ import netutils.transport.tcp.internal.TcpConnection;
 
 /**
  * A TCP server: the original module's {@code create_server()} ({@link #bind}) and {@code accept_connection()}
- * ({@link #accept}), plus {@link #serve}, which runs every connection on its own thread (platform threads for
- * the first connections, virtual beyond: see {@link TcpServerOptions.Builder#connectionThreads}).
+ * ({@link #accept}), plus {@link #serve}, which runs every connection on its own thread (by default a platform
+ * thread for each of the first {@value TcpServerOptions#DEFAULT_PLATFORM_THREADS} connections at a time and a
+ * virtual thread for the others; see {@link TcpServerOptions.Builder#connectionThreads}).
  *
  * <pre>{@code
  * try (TcpServer server = TcpServer.bind(5000)) {
@@ -36,9 +37,12 @@ import netutils.transport.tcp.internal.TcpConnection;
  * }</pre>
  *
  * <p>A connection that fails (bad frames, a peer that vanishes, a handler that throws) is closed alone; the
- * server and its other connections go on. Connections over {@link TcpServerOptions#maxConnections()} evict the
- * connection idle the longest, or are told {@code SERVER_BUSY} and closed. {@link #close()} stops accepting, lets the messages that have arrived be
- * answered within {@link TcpServerOptions#shutdownGrace()}, then closes what is left.
+ * server and its other connections go on. When {@link TcpServerOptions#maxConnections()} connections are open, a
+ * new one takes the place of the one idle the longest (if one has been idle for at least a second); otherwise it
+ * is told {@code SERVER_BUSY} and closed, as are connections over
+ * {@link TcpServerOptions#maxConnectionsPerAddress()} from one address. {@link #close()} stops accepting, lets
+ * the messages that have arrived be answered within {@link TcpServerOptions#shutdownGrace()}, then closes what
+ * is left.
  *
  * <p>{@link #bind(int)} listens on the loopback address only, the safe default for a port that speaks an
  * unauthenticated protocol; to be reachable from other machines, bind an explicit address, e.g.
@@ -78,12 +82,27 @@ public final class TcpServer implements AutoCloseable {
         this.connectionOptions = options.connection().toBuilder().idleTimeout(options.idleTimeout()).build();
     }
 
-    /** Listens on {@code port} of the loopback address only, with default options; port 0 picks a free port. */
+    /**
+     * Listens on {@code port} of the loopback address only, with default options; port 0 picks a free port.
+     *
+     * @param port the port to listen on, or 0 for any free one (see {@link #port()})
+     * @return a server that listens but does not accept yet: call {@link #serve} or {@link #accept}
+     * @throws java.net.BindException if the port is in use, naming it
+     * @throws IOException if the socket cannot be opened otherwise
+     */
     public static TcpServer bind(int port) throws IOException {
         return bind(new InetSocketAddress(InetAddress.getLoopbackAddress(), port), TcpServerOptions.defaults());
     }
 
-    /** Listens on {@code address} with server defaults and {@code options} for each connection. */
+    /**
+     * Listens on {@code address} with server defaults and {@code options} for each connection.
+     *
+     * @param address the address and port to listen on ({@code new InetSocketAddress(port)} is every interface)
+     * @param options the options of each connection the server accepts
+     * @return a server that listens but does not accept yet: call {@link #serve} or {@link #accept}
+     * @throws java.net.BindException if the address is in use, naming it
+     * @throws IOException if the socket cannot be opened otherwise
+     */
     public static TcpServer bind(InetSocketAddress address, TcpOptions options) throws IOException {
         return bind(address, TcpServerOptions.of(options));
     }
@@ -91,7 +110,11 @@ public final class TcpServer implements AutoCloseable {
     /**
      * Listens on {@code address} ({@code new InetSocketAddress(port)} is every interface).
      *
+     * @param address the address and port to listen on
+     * @param options the server's limits and threads, and the options of each connection
+     * @return a server that listens but does not accept yet: call {@link #serve} or {@link #accept}
      * @throws java.net.BindException if the address is in use, naming it
+     * @throws IOException if the socket cannot be opened otherwise
      */
     public static TcpServer bind(InetSocketAddress address, TcpServerOptions options) throws IOException {
         Objects.requireNonNull(options, "options");
@@ -107,22 +130,22 @@ public final class TcpServer implements AutoCloseable {
         return new TcpServer(channel, options);
     }
 
-    /** The address the server listens on (with the real port when 0 was asked). */
+    /** {@return the address the server listens on (with the real port when 0 was asked)} */
     public InetSocketAddress address() {
         return address;
     }
 
-    /** The port the server listens on. */
+    /** {@return the port the server listens on, the one picked when 0 was asked} */
     public int port() {
         return address.getPort();
     }
 
-    /** The options. */
+    /** {@return the options the server was bound with} */
     public TcpServerOptions options() {
         return options;
     }
 
-    /** How many connections are open now. */
+    /** {@return how many connections are open now, served or {@linkplain #accept() accepted}} */
     public int connectionCount() {
         return live.size();
     }
@@ -131,7 +154,9 @@ public final class TcpServer implements AutoCloseable {
      * Waits for the next connection and returns it; the caller serves and closes it. Connections accepted this
      * way share the server's bytes-in-flight budget but not its connection limit.
      *
+     * @return the new connection, open
      * @throws ConnectionClosedException if the server is closed
+     * @throws IOException if accepting fails otherwise
      */
     public Connection accept() throws IOException {
         SocketChannel socket;
@@ -147,6 +172,8 @@ public final class TcpServer implements AutoCloseable {
      * Serves every connection with {@code handler} on its own thread, from now until {@link #close()}.
      * Returns at once.
      *
+     * @param handler serves each connection; the server closes the connection when it returns or throws
+     * @return this server
      * @throws IllegalStateException if already serving
      */
     public synchronized TcpServer serve(ConnectionHandler handler) {
@@ -158,7 +185,12 @@ public final class TcpServer implements AutoCloseable {
         return this;
     }
 
-    /** Blocks until the server is closed (from another thread, or by a shutdown hook). */
+    /**
+     * Blocks until the server is closed (from another thread, or by a shutdown hook). Returns at once if
+     * {@link #serve} was never called.
+     *
+     * @throws InterruptedException if the waiting thread is interrupted
+     */
     public void awaitClose() throws InterruptedException {
         Thread thread = acceptor;
         if (thread != null) {

@@ -65,17 +65,23 @@ public record TcpServerOptions(TcpOptions connection, int maxConnections, int ma
         }
     }
 
-    /** The defaults. */
+    /** {@return the default server options, as listed in the table above} */
     public static TcpServerOptions defaults() {
         return DEFAULTS;
     }
 
-    /** The defaults with {@code connection} as the options of each connection. */
+    /**
+     * The defaults with {@code connection} as the options of each connection.
+     *
+     * @param connection the options of each connection the server accepts
+     * @return server options with default limits, threads and grace, and {@code maxBytesInFlight} at least
+     *     {@code connection}'s {@code maxFrameBytes}
+     */
     public static TcpServerOptions of(TcpOptions connection) {
         return builder().connection(connection).build();
     }
 
-    /** A builder starting from the defaults. */
+    /** {@return a new builder starting from the defaults} */
     public static Builder builder() {
         return new Builder();
     }
@@ -93,13 +99,26 @@ public record TcpServerOptions(TcpOptions connection, int maxConnections, int ma
         private Builder() {
         }
 
-        /** The options of each connection. */
+        /**
+         * The options of each connection.
+         *
+         * @param options the timeouts, limits and serializer of every connection the server accepts; its
+         *     {@code idleTimeout} is replaced by the server's {@link #idleTimeout(Duration)}
+         * @return this builder
+         */
         public Builder connection(TcpOptions options) {
             this.connection = Objects.requireNonNull(options, "options");
             return this;
         }
 
-        /** Connections served at once (positive); more are told {@code SERVER_BUSY}. */
+        /**
+         * Connections served at once (positive); when full, the connection idle the longest (at least a second)
+         * makes room for a new one, and without one the new one is told {@code SERVER_BUSY}.
+         *
+         * @param connections how many connections the server serves at once
+         * @return this builder
+         * @throws IllegalArgumentException if {@code connections} is zero or negative
+         */
         public Builder maxConnections(int connections) {
             if (connections <= 0) {
                 throw new IllegalArgumentException("maxConnections must be positive, got " + connections);
@@ -108,7 +127,13 @@ public record TcpServerOptions(TcpOptions connection, int maxConnections, int ma
             return this;
         }
 
-        /** Connections from one remote address at once (positive); more are told {@code SERVER_BUSY}. */
+        /**
+         * Connections from one remote address at once (positive); more are told {@code SERVER_BUSY}.
+         *
+         * @param connections how many connections one remote address may have open at once
+         * @return this builder
+         * @throws IllegalArgumentException if {@code connections} is zero or negative
+         */
         public Builder maxConnectionsPerAddress(int connections) {
             if (connections <= 0) {
                 throw new IllegalArgumentException("maxConnectionsPerAddress must be positive, got " + connections);
@@ -117,7 +142,13 @@ public record TcpServerOptions(TcpOptions connection, int maxConnections, int ma
             return this;
         }
 
-        /** How long a connection may send no frame before the server closes it; zero for never. */
+        /**
+         * How long a connection may send no frame before the server closes it; zero for never.
+         *
+         * @param timeout the longest silence between frames of a served connection
+         * @return this builder
+         * @throws IllegalArgumentException if {@code timeout} is negative
+         */
         public Builder idleTimeout(Duration timeout) {
             if (timeout.isNegative()) {
                 throw new IllegalArgumentException("idleTimeout must not be negative, got " + timeout);
@@ -126,7 +157,14 @@ public record TcpServerOptions(TcpOptions connection, int maxConnections, int ma
             return this;
         }
 
-        /** Bytes of frame bodies being received at once over all connections; at least {@code maxFrameBytes}. */
+        /**
+         * Bytes of frame bodies being received at once over all connections; at least {@code maxFrameBytes}.
+         *
+         * @param bytes the memory, in bytes, that frames being received may claim together
+         * @return this builder
+         * @throws IllegalArgumentException if {@code bytes} is zero or negative ({@link #build()} refuses a value
+         *     below the connections' {@code maxFrameBytes})
+         */
         public Builder maxBytesInFlight(long bytes) {
             if (bytes <= 0) {
                 throw new IllegalArgumentException("maxBytesInFlight must be positive, got " + bytes);
@@ -140,13 +178,22 @@ public record TcpServerOptions(TcpOptions connection, int maxConnections, int ma
          * connections at a time get a platform thread, which wakes sooner when bytes arrive (tens of microseconds
          * on a small VM, see the README's benchmark), and the rest get virtual threads, which cost little and scale
          * to thousands. Give {@code Thread.ofVirtual().factory()} for virtual threads only.
+         *
+         * @param factory makes one thread per connection, which the server starts
+         * @return this builder
          */
         public Builder connectionThreads(ThreadFactory factory) {
             this.connectionThreads = Objects.requireNonNull(factory, "factory");
             return this;
         }
 
-        /** How long {@link TcpServer#close()} lets messages that have arrived be answered (zero: not at all). */
+        /**
+         * How long {@link TcpServer#close()} lets messages that have arrived be answered (zero: not at all).
+         *
+         * @param grace how long closing the server waits for connections to finish before closing them
+         * @return this builder
+         * @throws IllegalArgumentException if {@code grace} is negative
+         */
         public Builder shutdownGrace(Duration grace) {
             if (grace.isNegative()) {
                 throw new IllegalArgumentException("shutdownGrace must not be negative, got " + grace);
@@ -155,7 +202,14 @@ public record TcpServerOptions(TcpOptions connection, int maxConnections, int ma
             return this;
         }
 
-        /** The options. */
+        /**
+         * The options; {@code maxBytesInFlight}, unless set, is the larger of 2 GiB and the connections'
+         * {@code maxFrameBytes}.
+         *
+         * @return the server options
+         * @throws IllegalArgumentException if {@code maxBytesInFlight} was set below the connections'
+         *     {@code maxFrameBytes}
+         */
         public TcpServerOptions build() {
             long inFlight = maxBytesInFlight > 0 ? maxBytesInFlight : Math.max(2L << 30, connection.maxFrameBytes());
             return new TcpServerOptions(connection, maxConnections, maxConnectionsPerAddress, idleTimeout, inFlight,
