@@ -194,6 +194,8 @@ class NetworkConnection:
         self._receive_lock = threading.Lock()
         self._inbox = collections.deque()  # messages read by request() that answer no call, for receive_data
         self._next_call = itertools.count(1)
+        # Until the peer sets reply_to once, it is taken to answer in order (the original module never sets it).
+        self._peer_correlates = False
         self._closed = False
         self._last_serializer = None
 
@@ -417,8 +419,8 @@ class NetworkConnection:
     def request(self, message, timeout=None):
         """A call, as Java's ``Connection.request``: gives ``message`` an id when it has none, sends it, and
         returns the message whose ``reply_to`` is that id. Messages that arrive meanwhile and answer something
-        else wait for ``receive_data``; a message without ``reply_to`` answers the call (a peer that does not
-        correlate answers in order). Raises NetworkTimeout when no answer came within ``timeout`` seconds, and
+        else wait for ``receive_data``. Until the peer has set ``reply_to`` once, a message without it answers the
+        call (such a peer, like the original module, answers in order), as in Java. Raises NetworkTimeout when no answer came within ``timeout`` seconds, and
         RemoteError when the peer answered with an ``error`` message."""
         if message.id is None:
             message.id = "py-%x-%d" % (id(self), next(self._next_call))
@@ -433,11 +435,16 @@ class NetworkConnection:
                 self.send_data(Message(_PONG, reply_to=reply.id))
             elif reply.type == _PONG:
                 continue
-            elif reply.reply_to == message.id or (reply.reply_to is None and reply.type != MessageType.error):
+            elif reply.reply_to == message.id or (reply.reply_to is None and reply.type != MessageType.error
+                                                   and not self._peer_correlates):
+                if reply.reply_to is not None:
+                    self._peer_correlates = True
                 return self._raise_if_error(reply)
             elif reply.type == MessageType.error and reply.reply_to is None:
                 return self._raise_if_error(reply)
             else:
+                if reply.reply_to is not None:
+                    self._peer_correlates = True
                 self._inbox.append(reply)
 
     def __iter__(self):

@@ -8,6 +8,7 @@ import pytest
 
 from helpers import serving
 from netutils import (ChecksumUnavailableError, ConnectionClosedError, FrameTooLargeError, Message, MessageType,
+                      RemoteError,
                       NetworkConnection, accept_connection, checksum, create_server, of_requests)
 
 ECHO = of_requests(lambda request: request)
@@ -144,3 +145,58 @@ def test_receiving_into_a_caller_buffer_places_tensors_in_it():
         with pytest.raises(ValueError, match="receive buffer of 100 bytes has no room for tensor 'k'"):
             connection.receive_data(buffer=bytearray(100))
         assert not connection.is_open  # the frame was left half read
+
+
+def test_keepalive_pings_are_answered_and_never_delivered():
+    with serving(ECHO) as server, NetworkConnection("127.0.0.1", server.port) as connection:
+        connection.send_data(Message(MessageType("_ping"), id="p1"))
+        pong = connection._read_one(5.0, None)  # the raw next frame: the transport's own answer
+        assert pong.type == "_pong" and pong.reply_to == "p1"
+    # And a peer's ping is answered inside receive_data, which returns the next real message.
+    server = create_server("127.0.0.1", 0)
+
+    def pinging_peer():
+        peer = accept_connection(server)
+        peer.send_data(Message(MessageType("_ping"), id="k"))
+        peer.send_data(Message(MessageType.mask, numpy.array(1)))
+        assert peer._read_one(5.0, None).type == "_pong"
+        peer.close()
+    thread = threading.Thread(target=pinging_peer)
+    thread.start()
+    with NetworkConnection("127.0.0.1", server.port) as connection:
+        assert connection.receive_data().type == MessageType.mask
+    thread.join(10)
+    server.close()
+
+
+def test_request_returns_its_own_reply_and_keeps_other_messages_for_receive():
+    server = create_server("127.0.0.1", 0)
+
+    def peer_with_a_notice():
+        peer = accept_connection(server)
+        first = peer.receive_data()
+        peer.send_data(Message(MessageType.KV_index, numpy.array(int(first.data) + 1), reply_to=first.id))
+        second = peer.receive_data()
+        peer.send_data(Message(MessageType("notice"), numpy.array(0)))  # answers nothing
+        peer.send_data(Message(MessageType.KV_index, numpy.array(int(second.data) + 1), reply_to=second.id))
+        peer.close()
+    thread = threading.Thread(target=peer_with_a_notice)
+    thread.start()
+    with NetworkConnection("127.0.0.1", server.port) as connection:
+        assert int(connection.request(Message(MessageType.KV_index, numpy.array(1)), timeout=5).data) == 2
+        # The peer has set reply_to, so the notice in between is not taken for the answer.
+        assert int(connection.request(Message(MessageType.KV_index, numpy.array(10)), timeout=5).data) == 11
+        assert connection.receive_data().type == "notice"
+    thread.join(10)
+    server.close()
+
+
+def test_a_handler_failure_answers_the_request_and_the_connection_goes_on():
+    def picky(request):
+        if int(request.data) < 0:
+            raise ValueError("negative position %d" % int(request.data))
+        return request
+    with serving(of_requests(picky)) as server, NetworkConnection("127.0.0.1", server.port) as connection:
+        with pytest.raises(RemoteError, match="negative position -3"):
+            connection.request(Message(MessageType.KV_index, numpy.array(-3)), timeout=5)
+        assert int(connection.request(Message(MessageType.KV_index, numpy.array(3)), timeout=5).data) == 3
