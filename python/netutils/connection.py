@@ -369,11 +369,7 @@ class NetworkConnection:
             try:
                 state = self._source.wait(idle)
             except OSError as e:
-                closed_here = self._closed
-                self.close()
-                if closed_here:
-                    raise ConnectionClosedError("connection to %s was closed while receiving" % self.peer) from e
-                raise
+                self._fail_receiving(e)
             if state is False:
                 if timeout is not None:
                     return None
@@ -391,11 +387,7 @@ class NetworkConnection:
                 self.close()
                 raise
             except OSError as e:
-                closed_here = self._closed
-                self.close()
-                if closed_here:
-                    raise ConnectionClosedError("connection to %s was closed while receiving" % self.peer) from e
-                raise
+                self._fail_receiving(e)
             except BaseException:
                 self.close()
                 raise
@@ -408,6 +400,14 @@ class NetworkConnection:
     def last_serializer(self):
         """The envelope format ("json" or "msgpack") of the last frame received, None before any."""
         return envelope.NAMES.get(self._last_serializer)
+
+    def _fail_receiving(self, error):
+        """Closes after a failed read; a close from this side is reported as such, not as the OS error."""
+        closed_here = self._closed
+        self.close()
+        if closed_here:
+            raise ConnectionClosedError("connection to %s was closed while receiving" % self.peer) from error
+        raise error
 
     def _tell_peer(self, problem):
         """Best effort: the peer learns why it is being disconnected."""

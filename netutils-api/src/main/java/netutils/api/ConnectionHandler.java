@@ -32,13 +32,7 @@ public interface ConnectionHandler {
      */
     static ConnectionHandler ofRequests(RequestHandler handler) {
         return connection -> {
-            while (true) {
-                Message request;
-                try {
-                    request = connection.receive();
-                } catch (ConnectionClosedException closed) {
-                    return;
-                }
+            for (Message request = next(connection); request != null; request = next(connection)) {
                 answer(connection, handler, request);
             }
         };
@@ -63,17 +57,12 @@ public interface ConnectionHandler {
         return connection -> {
             Semaphore slots = new Semaphore(maxConcurrent);
             try {
-                while (true) {
-                    Message request;
-                    try {
-                        request = connection.receive();
-                    } catch (ConnectionClosedException closed) {
-                        return;
-                    }
+                for (Message request = next(connection); request != null; request = next(connection)) {
                     slots.acquire(); // at most maxConcurrent requests read ahead of their replies
+                    Message current = request;
                     Thread.ofVirtual().name("netutils-request-" + request.id().orElse("?")).start(() -> {
                         try {
-                            answer(connection, handler, request);
+                            answer(connection, handler, current);
                         } catch (Exception e) {
                             // The connection has failed; its reader sees that and ends the loop.
                         } finally {
@@ -85,6 +74,15 @@ public interface ConnectionHandler {
                 slots.acquire(maxConcurrent); // let every request in progress finish before the connection closes
             }
         };
+    }
+
+    /** The next request, or {@code null} once the peer has closed the connection. */
+    private static Message next(Connection connection) throws IOException {
+        try {
+            return connection.receive();
+        } catch (ConnectionClosedException closed) {
+            return null;
+        }
     }
 
     private static void answer(Connection connection, RequestHandler handler, Message request) throws Exception {

@@ -34,37 +34,30 @@ public final class Serializers {
         static final List<String> TEXT_FORMAT_FAILURES = new ArrayList<>();
 
         static {
-            var formats = ServiceLoader.load(MessageTextFormat.class, Serializers.class.getClassLoader()).iterator();
-            while (true) {
-                try {
-                    if (!formats.hasNext()) {
-                        break;
-                    }
-                    TEXT_FORMATS.add(formats.next());
-                } catch (ServiceConfigurationError e) {
-                    // A broken text format must not take the serializers down with it; asking for it says why.
-                    TEXT_FORMAT_FAILURES.add(e.getMessage());
-                }
-            }
+            // A broken text format must not take the serializers down with it; asking for it says why.
+            loadEach(MessageTextFormat.class, TEXT_FORMATS, TEXT_FORMAT_FAILURES);
         }
 
         private static SerializerRegistry load() {
             List<Serializer> found = new ArrayList<>();
             List<String> failures = new ArrayList<>();
-            ServiceLoader<Serializer> loader = ServiceLoader.load(Serializer.class, Serializers.class.getClassLoader());
-            var providers = loader.iterator();
+            loadEach(Serializer.class, found, failures);
+            return new SerializerRegistry(found, failures, listedInServiceFiles());
+        }
+
+        /** Every provider of {@code service} that loads; one broken provider is recorded and does not hide the rest. */
+        private static <T> void loadEach(Class<T> service, List<T> found, List<String> failures) {
+            var providers = ServiceLoader.load(service, Serializers.class.getClassLoader()).iterator();
             while (true) {
                 try {
                     if (!providers.hasNext()) {
-                        break;
+                        return;
                     }
                     found.add(providers.next());
                 } catch (ServiceConfigurationError e) {
-                    // One broken provider must not hide the others: record it and go on.
                     failures.add(e.getMessage());
                 }
             }
-            return new SerializerRegistry(found, failures, listedInServiceFiles());
         }
 
         /** Class names in every {@code META-INF/services} file for the SPI that the class loader sees. */
