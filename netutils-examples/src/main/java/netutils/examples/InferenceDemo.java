@@ -81,6 +81,7 @@ public final class InferenceDemo {
         String spare = args.get("--spare", null);
         int pythonStage = Integer.parseInt(args.get("--python-stage", "0"));
         int processes;
+        boolean agrees;
         try {
             String given = args.get("--stage-addresses", null);
             if (given != null) {
@@ -119,8 +120,8 @@ public final class InferenceDemo {
                 }
             }
             int warmup = Integer.parseInt(args.get("--warmup", "3"));
-            run(out, checkpoint, config, processes, stages, spare, tokens, serializer, wire, sampling, migrateAt, prompt,
-                    warmup, pythonStage != 0);
+            agrees = run(out, checkpoint, config, processes, stages, spare, tokens, serializer, wire, sampling, migrateAt,
+                    prompt, warmup, pythonStage != 0);
         } finally {
             for (Process child : children) {
                 child.destroy();
@@ -129,9 +130,13 @@ public final class InferenceDemo {
                 child.waitFor(10, TimeUnit.SECONDS);
             }
         }
+        if (!agrees) {
+            System.exit(1); // after the children are stopped: System.exit skips finally blocks
+        }
     }
 
-    private static void run(PrintStream out, Path checkpoint, ModelConfig config, int processes, List<String> stages,
+    /** Runs the generation and its check; false if the pipeline and the single-process model disagree. */
+    private static boolean run(PrintStream out, Path checkpoint, ModelConfig config, int processes, List<String> stages,
             String spare, int tokens, String serializer, DType wire, Sampling sampling, int migrateAt, int[] prompt,
             int warmup, boolean python) throws IOException {
         LlamaModel head = LlamaModel.load(checkpoint, LlamaModel.Slice.ofStage(config, 0, processes));
@@ -220,7 +225,7 @@ public final class InferenceDemo {
                     + Arrays.toString(reference.tokens()), worst <= PYTHON_LOGITS_TOLERANCE ? "within" : "NOT within",
                     PYTHON_LOGITS_TOLERANCE, worst);
             if (!sameTokens || !(worst <= PYTHON_LOGITS_TOLERANCE)) {
-                System.exit(1);
+                return false;
             }
         } else if (wire == DType.F32) {
             LlamaModel whole = LlamaModel.load(checkpoint);
@@ -231,7 +236,7 @@ public final class InferenceDemo {
                     sameTokens ? "identical" : "DIFFERENT " + Arrays.toString(reference.tokens()),
                     sameLogits ? "identical bit for bit" : "DIFFERENT");
             if (!sameTokens || !sameLogits) {
-                System.exit(1);
+                return false;
             }
         } else {
             LlamaModel whole = LlamaModel.load(checkpoint);
@@ -239,10 +244,9 @@ public final class InferenceDemo {
             boolean same = Arrays.equals(reference.tokens(), generated);
             out.printf("single-process run rounding the hidden state to %s at the same %d boundaries: tokens %s%n", wire,
                     processes - 1, same ? "identical" : "DIFFERENT");
-            if (!same) {
-                System.exit(1);
-            }
+            return same;
         }
+        return true;
     }
 
     private static void printStep(PrintStream out, int i, PipelineSession.Step step) {
