@@ -824,4 +824,9 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    code = main()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # Not sys.exit: connection threads may still be inside PyTorch, whose thread pool, torn down by the
+    # interpreter's exit under them, can abort the process ("terminate called without an active exception").
+    os._exit(code)

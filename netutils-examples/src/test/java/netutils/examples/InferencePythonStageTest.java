@@ -178,7 +178,8 @@ class InferencePythonStageTest {
             }
         }
         assertThat(Files.readString(dir.resolve("stage0.err"))).as("the Python stage's stderr")
-                .doesNotContain("Traceback").doesNotContain("WARNING").doesNotContain("ERROR");
+                .doesNotContain("Traceback").doesNotContain("WARNING").doesNotContain("ERROR")
+                .doesNotContain("terminate called");
         for (int i = 1; i < 3; i++) {
             assertThat(Files.readString(dir.resolve("stage" + i + ".err"))).doesNotContain("WARNING").doesNotContain("Exception");
         }
