@@ -23,8 +23,9 @@ import sys
 import numpy as np
 
 
-def read_safetensors(path):
-    """{name: float32 array} of every F32/BF16/F16 tensor in a safetensors file."""
+def read_safetensors(path, keep=None):
+    """{name: float32 array} of every F32/BF16/F16 tensor in a safetensors file (only the names for which
+    ``keep(name)`` is true, when given: a pipeline stage loads its own layers only)."""
     with open(path, "rb") as f:
         data = f.read()
     (header_len,) = struct.unpack("<Q", data[:8])
@@ -32,7 +33,7 @@ def read_safetensors(path):
     base = 8 + header_len
     out = {}
     for name, entry in header.items():
-        if name == "__metadata__":
+        if name == "__metadata__" or (keep is not None and not keep(name)):
             continue
         begin, end = entry["data_offsets"]
         raw = data[base + begin:base + end]
@@ -52,7 +53,7 @@ def read_safetensors(path):
 
 
 class Model:
-    def __init__(self, directory):
+    def __init__(self, directory, keep=None):
         with open(os.path.join(directory, "config.json")) as f:
             c = json.load(f)
         self.hidden = c["hidden_size"]
@@ -63,8 +64,9 @@ class Model:
         self.vocab = c["vocab_size"]
         self.eps = np.float32(c.get("rms_norm_eps", 1e-6))
         self.theta = c.get("rope_theta", 10000.0)
-        self.w = read_safetensors(os.path.join(directory, "model.safetensors"))
-        if "lm_head.weight" not in self.w and c.get("tie_word_embeddings"):
+        self.max_positions = c.get("max_position_embeddings", 2048)
+        self.w = read_safetensors(os.path.join(directory, "model.safetensors"), keep)
+        if "lm_head.weight" not in self.w and c.get("tie_word_embeddings") and "model.embed_tokens.weight" in self.w:
             self.w["lm_head.weight"] = self.w["model.embed_tokens.weight"]
 
     def freqs_cis(self, start, count):

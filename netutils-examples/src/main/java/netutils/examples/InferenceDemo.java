@@ -33,16 +33,25 @@ import netutils.transport.tcp.TcpOptions;
  *                      [--sampling greedy|seeded:SEED[:TEMPERATURE[:TOP_K]]] [--prompt 1,2,3,...]
  *                      [--migrate-at STEP|-1] [--checkpoint DIR]
  *                      [--stage-addresses HOST:PORT,...] [--spare HOST:PORT] [--warmup 3]
+ *                      [--python-stage I] [--python /usr/bin/python3]
  * </pre>
  * {@code --stage-addresses} uses stage servers already running (for instance in other network namespaces;
- * see {@code netutils-examples/bin/pipeline-netns.sh}) instead of starting them.
+ * see {@code netutils-examples/bin/pipeline-netns.sh}) instead of starting them. {@code --python-stage I}
+ * starts stage {@code I} as the Python stage server ({@code netutils-inference/python/stage_server.py}, PyTorch
+ * or numpy) instead of a JVM (and the spare too when {@code I} is 1); the run is then checked against the
+ * single-process model for the same tokens and final logits within {@value #PYTHON_LOGITS_TOLERANCE}.
  */
 public final class InferenceDemo {
     static final String USAGE = """
             usage: InferenceDemo [--stages 3] [--tokens 32] [--serializer json] [--wire F32|BF16]
                                  [--sampling greedy|seeded:SEED[:TEMPERATURE[:TOP_K]]] [--prompt 1,2,3,...]
                                  [--migrate-at STEP|-1] [--checkpoint DIR] [--stage-addresses HOST:PORT,...] [--spare HOST:PORT]
-                                 [--warmup GENERATIONS]""";
+                                 [--warmup GENERATIONS] [--python-stage I] [--python /usr/bin/python3]""";
+    /**
+     * The largest difference allowed between the logits of a pipeline with a Python stage and the Java model's:
+     * both compute in float32, but sum in another order (measured: a few 1e-6 on logits of magnitude up to 13).
+     */
+    static final float PYTHON_LOGITS_TOLERANCE = 1e-4f;
 
     private InferenceDemo() {
     }
@@ -51,7 +60,7 @@ public final class InferenceDemo {
     public static void main(String[] argv) throws Exception {
         Locale.setDefault(Locale.ROOT);
         Args args = Args.parse(argv, USAGE, "--stages", "--tokens", "--serializer", "--wire", "--sampling", "--prompt",
-                "--migrate-at", "--checkpoint", "--stage-addresses", "--spare", "--warmup");
+                "--migrate-at", "--checkpoint", "--stage-addresses", "--spare", "--warmup", "--python-stage", "--python");
         PrintStream out = System.out;
         int tokens = Integer.parseInt(args.get("--tokens", "32"));
         String serializer = args.get("--serializer", "json");
@@ -70,7 +79,9 @@ public final class InferenceDemo {
         List<Process> children = new ArrayList<>();
         List<String> stages = new ArrayList<>();
         String spare = args.get("--spare", null);
+        int pythonStage = Integer.parseInt(args.get("--python-stage", "0"));
         int processes;
+        boolean agrees;
         try {
             String given = args.get("--stage-addresses", null);
             if (given != null) {
@@ -79,6 +90,14 @@ public final class InferenceDemo {
             } else {
                 processes = Integer.parseInt(args.get("--stages", "3"));
                 LlamaModel.Slice.ofStage(config, 0, processes); // refuses a split the model cannot take
+                if (pythonStage != 0 && (pythonStage < 1 || pythonStage >= processes)) {
+                    throw new IllegalArgumentException("--python-stage must be 1.." + (processes - 1) + " (0 is the head,"
+                            + " which runs here), not " + pythonStage);
+                }
+                if (pythonStage != 0 && !serializer.equals("json") && !serializer.equals("msgpack")) {
+                    throw new IllegalArgumentException("the Python stage reads json and msgpack envelopes, not "
+                            + serializer);
+                }
                 List<String[]> launches = new ArrayList<>();
                 for (int i = 1; i < processes; i++) {
                     launches.add(new String[] {i + "/" + processes});
@@ -87,7 +106,9 @@ public final class InferenceDemo {
                     launches.add(new String[] {1 + "/" + processes});
                 }
                 for (String[] launch : launches) {
-                    children.add(startStage(checkpoint, launch[0], serializer));
+                    boolean python = launch[0].equals(pythonStage + "/" + processes);
+                    children.add(python ? startPythonStage(args.get("--python", "/usr/bin/python3"), checkpoint, launch[0],
+                            serializer) : startStage(checkpoint, launch[0], serializer));
                 }
                 for (int i = 0; i < children.size(); i++) {
                     String address = awaitBanner(children.get(i), out);
@@ -99,8 +120,8 @@ public final class InferenceDemo {
                 }
             }
             int warmup = Integer.parseInt(args.get("--warmup", "3"));
-            run(out, checkpoint, config, processes, stages, spare, tokens, serializer, wire, sampling, migrateAt, prompt,
-                    warmup);
+            agrees = run(out, checkpoint, config, processes, stages, spare, tokens, serializer, wire, sampling, migrateAt,
+                    prompt, warmup, pythonStage != 0);
         } finally {
             for (Process child : children) {
                 child.destroy();
@@ -109,11 +130,15 @@ public final class InferenceDemo {
                 child.waitFor(10, TimeUnit.SECONDS);
             }
         }
+        if (!agrees) {
+            System.exit(1); // after the children are stopped: System.exit skips finally blocks
+        }
     }
 
-    private static void run(PrintStream out, Path checkpoint, ModelConfig config, int processes, List<String> stages,
+    /** Runs the generation and its check; false if the pipeline and the single-process model disagree. */
+    private static boolean run(PrintStream out, Path checkpoint, ModelConfig config, int processes, List<String> stages,
             String spare, int tokens, String serializer, DType wire, Sampling sampling, int migrateAt, int[] prompt,
-            int warmup) throws IOException {
+            int warmup, boolean python) throws IOException {
         LlamaModel head = LlamaModel.load(checkpoint, LlamaModel.Slice.ofStage(config, 0, processes));
         StringBuilder split = new StringBuilder("head " + head.slice().layers());
         for (int i = 1; i < processes; i++) {
@@ -185,7 +210,24 @@ public final class InferenceDemo {
             }
         }
         summarize(out, tokens, wall, compute, hopNanos, bytes, hops.strip().split(" "));
-        if (wire == DType.F32) {
+        if (python) {
+            // Another language sums in another order: the same tokens, logits within a tolerance.
+            LlamaModel whole = LlamaModel.load(checkpoint);
+            Generation reference = whole.generate(prompt, tokens, sampling, processes, wire.name());
+            boolean sameTokens = Arrays.equals(reference.tokens(), generated);
+            float[] expected = reference.logits()[tokens - 1];
+            float worst = 0;
+            for (int i = 0; i < expected.length; i++) {
+                worst = Math.max(worst, Math.abs(expected[i] - lastLogits[i]));
+            }
+            out.printf("single-process Java run of the same model: tokens %s, final logits %s the tolerance of %.0e"
+                    + " (largest difference %.2e)%n", sameTokens ? "identical" : "DIFFERENT "
+                    + Arrays.toString(reference.tokens()), worst <= PYTHON_LOGITS_TOLERANCE ? "within" : "NOT within",
+                    PYTHON_LOGITS_TOLERANCE, worst);
+            if (!sameTokens || !(worst <= PYTHON_LOGITS_TOLERANCE)) {
+                return false;
+            }
+        } else if (wire == DType.F32) {
             LlamaModel whole = LlamaModel.load(checkpoint);
             Generation reference = whole.generate(prompt, tokens, sampling, processes, "F32");
             boolean sameTokens = Arrays.equals(reference.tokens(), generated);
@@ -194,7 +236,7 @@ public final class InferenceDemo {
                     sameTokens ? "identical" : "DIFFERENT " + Arrays.toString(reference.tokens()),
                     sameLogits ? "identical bit for bit" : "DIFFERENT");
             if (!sameTokens || !sameLogits) {
-                System.exit(1);
+                return false;
             }
         } else {
             LlamaModel whole = LlamaModel.load(checkpoint);
@@ -202,10 +244,9 @@ public final class InferenceDemo {
             boolean same = Arrays.equals(reference.tokens(), generated);
             out.printf("single-process run rounding the hidden state to %s at the same %d boundaries: tokens %s%n", wire,
                     processes - 1, same ? "identical" : "DIFFERENT");
-            if (!same) {
-                System.exit(1);
-            }
+            return same;
         }
+        return true;
     }
 
     private static void printStep(PrintStream out, int i, PipelineSession.Step step) {
@@ -294,6 +335,34 @@ public final class InferenceDemo {
                 "--serializer", serializer));
         return new ProcessBuilder(command).redirectError(ProcessBuilder.Redirect.INHERIT).start();
     }
+
+    /**
+     * Starts {@code netutils-inference/python/stage_server.py} (found above the working directory) with the
+     * repository's {@code python/} package on its path.
+     */
+    static Process startPythonStage(String python, Path checkpoint, String stage, String serializer) throws IOException {
+        Path root = Path.of("").toAbsolutePath();
+        while (root != null && !java.nio.file.Files.isRegularFile(root.resolve(PYTHON_STAGE))) {
+            root = root.getParent();
+        }
+        if (root == null) {
+            throw new IOException("cannot find " + PYTHON_STAGE + " in " + Path.of("").toAbsolutePath()
+                    + " or a directory above it; run from the repository");
+        }
+        ProcessBuilder builder = new ProcessBuilder(python, root.resolve(PYTHON_STAGE).toString(), "--checkpoint",
+                checkpoint.toString(), "--stage", stage, "--port", "0", "--serializer", serializer)
+                .redirectError(ProcessBuilder.Redirect.INHERIT);
+        builder.environment().put("PYTHONPATH", root.resolve("python").toString());
+        builder.environment().put("PYTHONDONTWRITEBYTECODE", "1");
+        try {
+            return builder.start();
+        } catch (IOException e) {
+            throw new IOException("cannot start the Python stage with " + python + " (--python): " + e.getMessage(), e);
+        }
+    }
+
+    /** The Python stage server, relative to the repository root. */
+    static final String PYTHON_STAGE = "netutils-inference/python/stage_server.py";
 
     /** Reads the child's "listening on HOST:PORT" line; the rest of its output is drained in the background. */
     static String awaitBanner(Process child, PrintStream out) throws IOException {
