@@ -358,6 +358,12 @@ public final class Benchmark {
                 } else {
                     NetutilsStack.sendToProbe(port, data, count);
                 }
+            } catch (Exception e) {
+                // Say what the child said: its failure is the likelier cause.
+                child.destroy();
+                StringBuilder said = new StringBuilder();
+                lines.lines().limit(40).forEach(line -> said.append("\n  ").append(line));
+                throw new IllegalStateException("memory probe (" + mode + ") failed; it said:" + said, e);
             }
             String report = lines.readLine();
             if (report == null || !report.startsWith("RSS ")) {

@@ -77,7 +77,7 @@ final class Chart {
             String format) {
         svg.append(String.format(Locale.ROOT, "<text x=\"10\" y=\"%d\" font-weight=\"bold\" font-size=\"13\">%s</text>%n",
                 top + 16, escape(title)));
-        int y = top + 28;
+        int y = top + 34;
         int plotTop = y;
         for (Row row : rows) {
             int rowHeight = row.bars().size() * BAR + 6;
@@ -98,11 +98,14 @@ final class Chart {
         }
         svg.append(String.format(Locale.ROOT, "<line x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%d\" stroke=\"black\"/>%n", PLOT_LEFT,
                 plotTop - 2, PLOT_LEFT, y));
-        for (double target : targets) {
+        for (int i = 0; i < targets.size(); i++) {
+            double target = targets.get(i);
             int x = PLOT_LEFT + (int) Math.round(target / max * (PLOT_RIGHT - PLOT_LEFT));
+            // Neighbouring targets' labels lean away from each other.
             svg.append(String.format(Locale.ROOT, "<line x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%d\" stroke=\"#c0392b\" "
                     + "stroke-dasharray=\"4,3\"/>%n<text x=\"%d\" y=\"%d\" fill=\"#c0392b\" font-size=\"10\" "
-                    + "text-anchor=\"middle\">%.2f</text>%n", x, plotTop - 4, x, y, x, plotTop - 6, target));
+                    + "text-anchor=\"%s\">target %.2f</text>%n", x, plotTop - 4, x, y, x + (i == 0 ? -2 : 2), plotTop - 6,
+                    i == 0 ? "end" : "start", target));
         }
         if (targets.isEmpty()) {
             return y + 6;

@@ -112,8 +112,12 @@ final class RawSocket extends Stack {
                     write(peer, peerHeader.flip(), memory, chunk); // read() left memory flipped to the message
                 }
             }
-        } catch (IOException end) {
+        } catch (EOFException | java.nio.channels.ClosedChannelException end) {
             // the client closed
+        } catch (IOException e) {
+            if (channel.isOpen()) {
+                System.err.println("raw server " + id + " failed: " + e);
+            }
         }
     }
 
