@@ -140,7 +140,7 @@ public final class Benchmark {
         }
         for (String serializer : SERIALIZERS) {
             add(stacks, "netutils-" + serializer + "-reused", () -> new NetutilsStack("netutils-" + serializer + "-reused",
-                    "netutils " + serializer + ", receive(SegmentAllocator), reused memory", serializer,
+                    "netutils " + serializer + ", receive(allocator), reused memory", serializer,
                     NetutilsStack.Receive.REUSED, false, payload, sinkMemory, SMALL));
         }
         // 8 KiB: raw echo on a platform thread (the baseline) and on a virtual thread, Netty, gRPC, netutils.

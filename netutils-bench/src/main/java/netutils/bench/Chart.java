@@ -11,8 +11,8 @@ import java.util.Map;
  */
 final class Chart {
     private static final int WIDTH = 1000;
-    private static final int LABEL_RIGHT = 330;
-    private static final int PLOT_LEFT = 340;
+    private static final int LABEL_RIGHT = 350;
+    private static final int PLOT_LEFT = 360;
     private static final int PLOT_RIGHT = 930;
     private static final int BAR = 11;
 
