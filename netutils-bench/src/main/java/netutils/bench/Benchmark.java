@@ -1,8 +1,5 @@
 package netutils.bench;
 
-import java.io.BufferedReader;
-import java.io.IOException;
-import java.io.InputStreamReader;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
@@ -15,274 +12,390 @@ import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.LinkedHashMap;
 import java.util.List;
-import java.util.Locale;
 import java.util.Map;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.Semaphore;
 import java.util.concurrent.TimeUnit;
-import netutils.api.Connection;
-import netutils.api.DType;
-import netutils.api.Message;
-import netutils.api.MessageType;
-import netutils.api.Tensor;
-import netutils.transport.tcp.TcpClient;
-import netutils.transport.tcp.TcpOptions;
+import java.util.concurrent.atomic.AtomicReference;
+import java.util.function.Supplier;
 
 /**
- * Measures, in one run on loopback, a plain length-prefixed socket (the baseline) and netutils with each
- * serializer:
+ * The loopback benchmark: netutils against the best plain socket, Netty 4.2 and gRPC-java, all in this one JVM
+ * and one run.
  * <ol>
- * <li>throughput of one 256 MiB {@code KV_cache} message, client to server (acknowledged), median of the
- *     measured repetitions after the warm-up;</li>
- * <li>p50 and p99 round-trip latency of an 8 KiB {@code hidden_state} request and its 8 KiB answer;</li>
- * <li>the peak resident memory a child JVM adds while receiving one 1 GiB message.</li>
+ * <li>256 MiB {@code KV_cache} messages, client to server, acknowledged after the whole message arrived;</li>
+ * <li>8 KiB {@code hidden_state} round trips: p50, p99 and process CPU time (user + system, both ends) per trip;</li>
+ * <li>8 KiB calls with 1, 8 and 64 in flight on one connection;</li>
+ * <li>peak resident memory of a child JVM receiving one 1 GiB message, and 100 messages of 256 MiB in a row.</li>
  * </ol>
- * Prints ratios to the baseline and writes {@code bench-results/results.json}, {@code results.csv} and
- * {@code chart.svg}.
+ * After a warm-up on every stack, stacks take turns in many short rounds (this shared VM drifts by 3x within
+ * seconds) and each ratio is the median over rounds of that round's ratio to the baseline in the same round.
+ * Writes {@code results.json}, {@code results.csv}, {@code table.md} (the README's tables) and {@code chart.svg}.
  *
  * <pre>
- * usage: Benchmark [--quick] [--out DIR]
+ * usage: Benchmark [--quick] [--out DIR] [--only WORD,WORD...]
+ *   --only keeps the stacks whose id contains one of the words, plus the raw baselines;
+ *          "inflight" and "memory" name those two parts
  * </pre>
  */
 public final class Benchmark {
+    static final long LARGE = 256L << 20;
+    static final int SMALL = 8 << 10;
     private static final List<String> SERIALIZERS = List.of("json", "msgpack", "kryo");
-    private static final long LARGE = 256L << 20;
-    private static final int SMALL = 8 << 10;
 
-    private final int warmupLarge;
-    private final int measuredLarge;
-    private final int warmupSmall;
-    private final int measuredSmall;
+    private final boolean quick;
     private final Path out;
-    private final Map<String, Map<String, Double>> results = new LinkedHashMap<>();
-
     private final List<String> only;
+    final Results results = new Results();
 
     private Benchmark(boolean quick, Path out, List<String> only) {
-        this.only = only;
-        this.warmupLarge = quick ? 4 : 12;
-        this.measuredLarge = quick ? 5 : 25;
-        this.warmupSmall = quick ? 5_000 : 30_000;
-        this.measuredSmall = quick ? 5_000 : 30_000;
+        this.quick = quick;
         this.out = out;
+        this.only = only;
     }
 
     /** Runs everything and writes the results. */
     public static void main(String[] args) throws Exception {
-        boolean quick = Arrays.asList(args).contains("--quick");
-        int outIndex = Arrays.asList(args).indexOf("--out");
-        Path out = Path.of(outIndex >= 0 ? args[outIndex + 1] : "bench-results");
-        int onlyIndex = Arrays.asList(args).indexOf("--only");
-        List<String> only = onlyIndex >= 0 ? List.of(args[onlyIndex + 1].split(",")) : List.of();
-        new Benchmark(quick, out, only).run();
+        List<String> list = Arrays.asList(args);
+        if (list.contains("--help")) {
+            System.out.println("usage: Benchmark [--quick] [--out DIR] [--only WORD,WORD...]");
+            return;
+        }
+        int outIndex = list.indexOf("--out");
+        int onlyIndex = list.indexOf("--only");
+        new Benchmark(list.contains("--quick"), Path.of(outIndex >= 0 ? args[outIndex + 1] : "bench-results"),
+                onlyIndex >= 0 ? List.of(args[onlyIndex + 1].split(",")) : List.of()).run();
+        // Event-loop and server threads of the other stacks are daemons or closed; exit promptly all the same.
+        System.exit(0);
+    }
+
+    private boolean wanted(String id) {
+        return only.isEmpty() || id.startsWith("raw-") || only.stream().anyMatch(id::contains);
+    }
+
+    private boolean wantedPart(String part) {
+        return only.isEmpty() || only.contains(part);
     }
 
     private void run() throws Exception {
-        System.out.printf("netutils benchmark: %d cores, %s, JDK %s%n", Runtime.getRuntime().availableProcessors(),
-                System.getProperty("os.name"), Runtime.version());
+        results.machine = String.format("%d cores, %s %s, JDK %s", Runtime.getRuntime().availableProcessors(),
+                System.getProperty("os.name"), System.getProperty("os.version"), Runtime.version());
+        System.out.println("netutils benchmark: " + results.machine + (quick ? " (--quick)" : ""));
+        System.out.println("Netty transport: " + NettyStack.transport() + "; CPU time from " + CpuClock.source());
+        System.out.println("netutils: explicit release of received messages "
+                + (NetutilsStack.canRelease() ? "available" : "not in this API yet (messages are left to the GC)")
+                + "; Connection.requestAsync " + (NetutilsStack.hasRequestAsync() ? "available" : "not in this API yet"));
         MemorySegment payload = Arena.global().allocate(LARGE, 64);
         for (long i = 0; i < LARGE; i += 8) {
             payload.set(ValueLayout.JAVA_LONG_UNALIGNED, i, i * 0x9E3779B97F4A7C15L);
         }
-        List<String> stacks = new ArrayList<>(List.of("raw", "raw-virtual"));
-        SERIALIZERS.forEach(s -> stacks.add("netutils-" + s));
-        SERIALIZERS.forEach(s -> stacks.add("netutils-" + s + "-platform"));
-        stacks.add("netutils-json-fresh");
-        if (!only.isEmpty()) {
-            // The two baselines always run: every ratio needs one of them.
-            stacks.removeIf(stack -> !stack.startsWith("raw") && !only.contains(stack));
-        }
-        // Interleave the stacks round by round, so a noisy neighbour hurts all of them alike.
-        for (String stack : stacks) {
-            results.put(stack, new LinkedHashMap<>());
-        }
-        System.out.println("""
-                stacks: raw = plain socket, server on a platform thread; raw-virtual = the same on a virtual thread;
-                  netutils-X = netutils with serializer X and its default virtual-thread server, large messages
-                    received into a reused buffer (as the raw socket does); compared with raw-virtual;
-                  netutils-X-platform = the same with TcpOptions.connectionThreads(platform); compared with raw;
-                  netutils-json-fresh = netutils receiving every large tensor into fresh memory (the default of
-                    receive()); compared with raw-virtual""");
-        List<Stack> running = new ArrayList<>();
-        for (String stack : stacks) {
-            running.add(Stack.create(stack, payload, SMALL));
-        }
-        // Rounds visit every stack in turn, so a noisy neighbour or a GC hurts all of them alike.
-        System.out.printf("%n1. one 256 MiB message, client to server: %d warm-up + %d measured each, in %d rounds%n",
-                warmupLarge, measuredLarge, LARGE_ROUNDS);
-        Map<String, List<Long>> largeNanos = measure(running, warmupLarge, measuredLarge, LARGE_ROUNDS, Stack::sendLarge);
-        for (Stack stack : running) {
-            long[] sorted = sorted(largeNanos.get(stack.name));
-            double mibPerSecond = LARGE / (1024.0 * 1024.0) / (sorted[sorted.length / 2] / 1e9);
-            results.get(stack.name).put("throughput_mib_s", mibPerSecond);
-            System.out.printf("   %-20s %8.0f MiB/s%n", stack.name, mibPerSecond);
-        }
-        System.out.printf("%n2. 8 KiB hidden_state request/response: %d warm-up + %d measured each, in %d rounds%n",
-                warmupSmall, measuredSmall, SMALL_ROUNDS);
-        Map<String, List<Long>> smallNanos = measure(running, warmupSmall, measuredSmall, SMALL_ROUNDS, Stack::roundTrip);
-        for (Stack stack : running) {
-            long[] sorted = sorted(smallNanos.get(stack.name));
-            double p50 = sorted[sorted.length / 2] / 1e3;
-            double p99 = sorted[(int) (sorted.length * 0.99)] / 1e3;
-            results.get(stack.name).put("p50_us", p50);
-            results.get(stack.name).put("p99_us", p99);
-            System.out.printf("   %-20s p50 %7.1f us   p99 %7.1f us%n", stack.name, p50, p99);
-        }
-        // Paired ratios: each round's median against its baseline's median in the same round, then the median
-        // over rounds, so that slow drift of the machine cancels out.
-        for (Stack stack : running) {
-            String baseline = baselineOf(stack.name);
-            results.get(stack.name).put("p50_ratio",
-                    pairedRatio(smallNanos.get(stack.name), smallNanos.get(baseline), SMALL_ROUNDS));
-            results.get(stack.name).put("throughput_ratio",
-                    1 / pairedRatio(largeNanos.get(stack.name), largeNanos.get(baseline), LARGE_ROUNDS));
-        }
-        for (Stack stack : running) {
-            stack.close();
-        }
-        System.out.printf("%n3. peak resident memory added by receiving one 1 GiB message (child JVM)%n");
-        for (String stack : List.of("raw", "netutils-json")) {
-            if (!results.containsKey(stack)) {
-                continue; // left out with --only
+        // One receive buffer for every stack that receives into reused memory: they take turns, never overlap,
+        // and so all read into the same, already faulted-in pages. A little room for netutils' alignment.
+        MemorySegment sinkMemory = Arena.global().allocate(LARGE + (1 << 20), 64);
+
+        List<Stack> stacks = new ArrayList<>();
+        try {
+            create(stacks, payload, sinkMemory);
+            List<Stack> large = stacks.stream().filter(Stack::large).toList();
+            List<Stack> small = stacks.stream().filter(Stack::small).toList();
+            large(large);
+            small(small);
+            if (wantedPart("inflight")) {
+                inFlight(stacks);
             }
-            double added = peakMemory(stack.equals("raw") ? "raw" : "netutils");
-            results.get(stack).put("peak_rss_added_mib", added);
-            System.out.printf("   %-20s %8.0f MiB%n", stack, added);
-        }
-        report();
-    }
-
-    // ------------------------------------------------------------------ rounds
-
-    /**
-     * This machine's loopback latency drifts by 3x over seconds (a shared VM), so stacks take turns in many short
-     * rounds: every stack sees the same mix of good and bad moments.
-     */
-    private static final int SMALL_ROUNDS = 30;
-    private static final int LARGE_ROUNDS = 5;
-
-    /** An operation on one stack. */
-    interface Operation {
-        void run(Stack stack) throws IOException;
-    }
-
-    /** Warm-up on every stack, then {@code rounds} rounds that each run a share of the measured count on every stack. */
-    private static Map<String, List<Long>> measure(List<Stack> stacks, int warmup, int measured, int rounds,
-            Operation operation) throws IOException {
-        for (Stack stack : stacks) {
-            for (int i = 0; i < warmup; i++) {
-                operation.run(stack);
-            }
-        }
-        Map<String, List<Long>> nanos = new LinkedHashMap<>();
-        stacks.forEach(stack -> nanos.put(stack.name, new ArrayList<>()));
-        int perRound = Math.max(1, measured / rounds);
-        for (int round = 0; round < rounds; round++) {
+        } finally {
             for (Stack stack : stacks) {
-                List<Long> samples = nanos.get(stack.name);
-                for (int i = 0; i < perRound; i++) {
-                    long start = System.nanoTime();
-                    operation.run(stack);
-                    samples.add(System.nanoTime() - start);
+                stack.close();
+            }
+        }
+        if (wantedPart("memory")) {
+            memory();
+        }
+        Report.write(results, out, quick);
+    }
+
+    private void create(List<Stack> stacks, MemorySegment payload, MemorySegment sinkMemory) throws Exception {
+        // 256 MiB: the raw socket with several I/O call sizes (the best becomes "raw"), Netty, gRPC, netutils.
+        for (int kib : new int[] {64, 256, 1024, 4096}) {
+            String size = kib < 1024 ? kib + " KiB" : kib / 1024 + " MiB";
+            stacks.add(RawSocket.sink("raw-" + (kib < 1024 ? kib + "k" : kib / 1024 + "m"),
+                    "raw socket, " + size + " I/O calls", kib << 10, payload, sinkMemory));
+        }
+        stacks.add(RawSocket.sink("raw-one-call", "raw socket, one call for the whole payload", RawSocket.ONE_CALL, payload,
+                sinkMemory));
+        add(stacks, "netty", () -> new NettyStack("netty", "Netty 4.2 " + (NettyStack.EPOLL ? "epoll" : "NIO")
+                + ", composite cumulator", payload, SMALL));
+        add(stacks, "grpc", () -> new GrpcStack("grpc", "gRPC-java 1.85 unary, byte[] marshaller", payload, SMALL));
+        for (String serializer : SERIALIZERS) {
+            add(stacks, "netutils-" + serializer + "-default", () -> new NetutilsStack("netutils-" + serializer + "-default",
+                    "netutils " + serializer + ", receive()" + (NetutilsStack.canRelease() ? ", released" : ""), serializer,
+                    NetutilsStack.Receive.DEFAULT, false, payload, sinkMemory, SMALL));
+        }
+        if (NetutilsStack.canRelease()) {
+            // Without an explicit release the row above already is this one.
+            add(stacks, "netutils-json-default-not-released", () -> new NetutilsStack("netutils-json-default-not-released",
+                    "netutils json, receive(), not released", "json", NetutilsStack.Receive.DEFAULT_NOT_RELEASED, false,
+                    payload, sinkMemory, SMALL));
+        }
+        for (String serializer : SERIALIZERS) {
+            add(stacks, "netutils-" + serializer + "-reused", () -> new NetutilsStack("netutils-" + serializer + "-reused",
+                    "netutils " + serializer + ", receive(allocator), reused memory", serializer,
+                    NetutilsStack.Receive.REUSED, false, payload, sinkMemory, SMALL));
+        }
+        // 8 KiB: raw echo on a platform thread (the baseline) and on a virtual thread, Netty, gRPC, netutils.
+        stacks.add(RawSocket.echo("raw-echo", "raw socket, platform-thread server", SMALL, false));
+        stacks.add(RawSocket.echo("raw-echo-virtual", "raw socket, virtual-thread server", SMALL, true));
+        add(stacks, "netty-echo", () -> new NettyStack("netty-echo", "Netty 4.2 " + (NettyStack.EPOLL ? "epoll" : "NIO"),
+                null, SMALL));
+        add(stacks, "grpc-echo", () -> new GrpcStack("grpc-echo", "gRPC-java 1.85 unary, byte[] marshaller", null, SMALL));
+        for (String serializer : SERIALIZERS) {
+            add(stacks, "netutils-" + serializer + "-echo", () -> new NetutilsStack("netutils-" + serializer + "-echo",
+                    "netutils " + serializer + ", default options", serializer, null, false, payload, sinkMemory, SMALL));
+        }
+        // The default gives the first connections platform threads; this row shows what virtual threads only cost.
+        add(stacks, "netutils-json-echo-virtual", () -> new NetutilsStack("netutils-json-echo-virtual",
+                "netutils json, virtual-thread server", "json", null, true, payload, sinkMemory, SMALL));
+    }
+
+    interface Factory {
+        Stack create() throws Exception;
+    }
+
+    private void add(List<Stack> stacks, String id, Factory factory) throws Exception {
+        if (wanted(id)) {
+            stacks.add(factory.create());
+        }
+    }
+
+    // ------------------------------------------------------------------ 256 MiB
+
+    private void large(List<Stack> stacks) throws Exception {
+        int warmup = quick ? 3 : 12;
+        int rounds = quick ? 5 : 25;
+        System.out.printf("%n1. one 256 MiB message, client to server, answered when all arrived: %d warm-up each, then %d"
+                + " rounds of one message on every stack in turn%n", warmup, rounds);
+        Map<Stack, Rounds> measured = Rounds.measure(stacks, warmup, rounds, 1, Stack::sendLarge);
+        // The best raw variant is the baseline: "raw" is what a tuned plain socket does. Chosen by the same paired
+        // per-round ratio the table reports (against any one raw variant), so that no row beats it.
+        Stack reference = stacks.stream().filter(s -> s.id.startsWith("raw-")).findFirst().orElseThrow();
+        Stack best = reference;
+        for (Stack stack : stacks) {
+            if (stack.id.startsWith("raw-")
+                    && measured.get(stack).pairedRatio(measured.get(reference)) < measured.get(best).pairedRatio(measured.get(reference))) {
+                best = stack;
+            }
+        }
+        results.largeBaseline = best.id;
+        for (Stack stack : stacks) {
+            Rounds r = measured.get(stack);
+            double mibPerSecond = LARGE / (1024.0 * 1024.0) / (r.median() / 1e9);
+            double ratio = 1 / r.pairedRatio(measured.get(best));
+            Results.Row row = results.row(stack);
+            row.put("throughput_mib_s", mibPerSecond);
+            row.put("throughput_ratio", ratio);
+            System.out.printf("   %-45s %7.0f MiB/s   %.2f of %s%n", stack.label, mibPerSecond, ratio, best.id);
+        }
+    }
+
+    // ------------------------------------------------------------------ 8 KiB
+
+    private void small(List<Stack> stacks) throws Exception {
+        int warmup = quick ? 3_000 : 20_000;
+        int rounds = quick ? 10 : 60;
+        int perRound = 500;
+        System.out.printf("%n2. 8 KiB hidden_state request and answer: %d warm-up each, then %d rounds of %d on every stack"
+                + " in turn%n", warmup, rounds, perRound);
+        Map<Stack, Rounds> measured = Rounds.measure(stacks, warmup, rounds, perRound, Stack::roundTrip);
+        Stack raw = stacks.stream().filter(s -> s.id.equals("raw-echo")).findFirst().orElseThrow();
+        results.smallBaseline = raw.id;
+        Rounds base = measured.get(raw);
+        for (Stack stack : stacks) {
+            Rounds r = measured.get(stack);
+            Results.Row row = results.row(stack);
+            row.put("p50_us", r.percentile(0.50) / 1e3);
+            row.put("p99_us", r.percentile(0.99) / 1e3);
+            row.put("p50_ratio", r.pairedRatio(base));
+            row.put("p99_ratio", (double) r.percentile(0.99) / base.percentile(0.99));
+            row.put("cpu_us_per_op", r.cpuPerOp() / 1e3);
+            row.put("cpu_ratio", r.pairedCpuRatio(base));
+            System.out.printf("   %-45s p50 %6.1f us  p99 %7.1f us  CPU %6.1f us/op   p50 %.2fx  p99 %.2fx  CPU %.2fx%n",
+                    stack.label, row.get("p50_us"), row.get("p99_us"), row.get("cpu_us_per_op"), row.get("p50_ratio"),
+                    row.get("p99_ratio"), row.get("cpu_ratio"));
+        }
+    }
+
+    // ------------------------------------------------------------------ calls in flight
+
+    private void inFlight(List<Stack> stacks) throws Exception {
+        int warmup = quick ? 1_000 : 5_000;
+        int rounds = quick ? 3 : 7;
+        int calls = quick ? 1_000 : 4_000;
+        int[] depths = {1, 8, 64};
+        System.out.printf("%n3. 8 KiB calls on one connection: one blocking caller, and 1, 8, 64 asynchronous calls in flight;"
+                + " %d warm-up, then %d rounds of %d calls each%n", warmup, rounds, calls);
+        Map<String, Supplier<CompletableFuture<?>>> async = new LinkedHashMap<>();
+        Map<String, Stack> blocking = new LinkedHashMap<>();
+        for (Stack stack : stacks) {
+            if (stack instanceof NetutilsStack netutils && stack.id.equals("netutils-json-echo")) {
+                blocking.put(stack.label, stack);
+                async.put(stack.label, NetutilsStack.hasRequestAsync() ? netutils::callAsync : null);
+            } else if (stack instanceof GrpcStack grpc && stack.small()) {
+                blocking.put(stack.label, stack);
+                async.put(stack.label, grpc::callAsync);
+            }
+        }
+        Map<String, List<Double>> perSecond = new LinkedHashMap<>();
+        for (int round = -1; round < rounds; round++) {
+            boolean warm = round < 0;
+            for (Map.Entry<String, Stack> entry : blocking.entrySet()) {
+                String label = entry.getKey();
+                int n = warm ? warmup : calls;
+                long start = System.nanoTime();
+                for (int i = 0; i < n; i++) {
+                    entry.getValue().roundTrip();
+                }
+                record(perSecond, label + "|blocking", warm, n, System.nanoTime() - start);
+                Supplier<CompletableFuture<?>> calls1 = async.get(label);
+                for (int depth : depths) {
+                    if (calls1 != null) {
+                        long begin = System.nanoTime();
+                        window(calls1, depth, n);
+                        record(perSecond, label + "|" + depth, warm, n, System.nanoTime() - begin);
+                    }
                 }
             }
         }
-        return nanos; // in order: round after round, perRound samples each
-    }
-
-    /** The median over rounds of (median of mine in the round / median of theirs in the same round). */
-    private static double pairedRatio(List<Long> mine, List<Long> theirs, int rounds) {
-        int perRound = mine.size() / rounds;
-        double[] ratios = new double[rounds];
-        for (int round = 0; round < rounds; round++) {
-            long[] a = sorted(mine.subList(round * perRound, (round + 1) * perRound));
-            long[] b = sorted(theirs.subList(round * perRound, (round + 1) * perRound));
-            ratios[round] = (double) a[a.length / 2] / b[b.length / 2];
+        for (String label : blocking.keySet()) {
+            Map<String, Double> row = new LinkedHashMap<>();
+            row.put("blocking", median(perSecond.get(label + "|blocking")));
+            for (int depth : depths) {
+                List<Double> values = perSecond.get(label + "|" + depth);
+                row.put(Integer.toString(depth), values == null ? Double.NaN : median(values));
+            }
+            results.inFlight.put(label, row);
+            System.out.printf("   %-45s blocking %7.0f/s   in flight: 1 %s   8 %s   64 %s%n", label, row.get("blocking"),
+                    rate(row.get("1")), rate(row.get("8")), rate(row.get("64")));
         }
-        Arrays.sort(ratios);
-        return ratios[rounds / 2];
     }
 
-    /** The raw socket with the same kind of server thread. */
-    private static String baselineOf(String stack) {
-        return stack.equals("raw") || stack.endsWith("-platform") ? "raw" : "raw-virtual";
+    private static String rate(double perSecond) {
+        return Double.isNaN(perSecond) ? "not available" : String.format("%7.0f/s", perSecond);
     }
 
-    private static long[] sorted(List<Long> samples) {
-        long[] values = samples.stream().mapToLong(Long::longValue).toArray();
-        Arrays.sort(values);
-        return values;
+    private static void record(Map<String, List<Double>> perSecond, String key, boolean warm, int n, long nanos) {
+        if (!warm) {
+            perSecond.computeIfAbsent(key, k -> new ArrayList<>()).add(n / (nanos / 1e9));
+        }
+    }
+
+    /** Runs {@code total} calls keeping at most {@code depth} of them outstanding. */
+    private static void window(Supplier<CompletableFuture<?>> call, int depth, int total) throws Exception {
+        Semaphore window = new Semaphore(depth);
+        CountDownLatch done = new CountDownLatch(total);
+        AtomicReference<Throwable> failure = new AtomicReference<>();
+        for (int i = 0; i < total && failure.get() == null; i++) {
+            window.acquire();
+            call.get().whenComplete((answer, error) -> {
+                if (error != null) {
+                    failure.compareAndSet(null, error);
+                }
+                window.release();
+                done.countDown();
+            });
+        }
+        if (failure.get() == null && !done.await(120, TimeUnit.SECONDS)) {
+            throw new IllegalStateException("calls did not finish");
+        }
+        if (failure.get() != null) {
+            throw new IllegalStateException("a call failed", failure.get());
+        }
+    }
+
+    private static double median(List<Double> values) {
+        double[] sorted = values.stream().mapToDouble(Double::doubleValue).sorted().toArray();
+        return sorted[sorted.length / 2];
     }
 
     // ------------------------------------------------------------------ memory
 
-    private double peakMemory(String mode) throws Exception {
-        long size = 1L << 30;
-        String java = Path.of(System.getProperty("java.home"), "bin", "java").toString();
-        Process child = new ProcessBuilder(java, "-Xmx256m", "-XX:MaxDirectMemorySize=4g", "-p", System.getProperty("jdk.module.path"),
-                "-m", "netutils.bench/netutils.bench.MemoryProbe", mode).redirectErrorStream(true).start();
-        try (BufferedReader lines = new BufferedReader(new InputStreamReader(child.getInputStream()))) {
-            String first = lines.readLine();
-            if (first == null || !first.startsWith("PORT ")) {
-                throw new IllegalStateException("memory probe said: " + first);
+    private void memory() throws Exception {
+        int count = quick ? 20 : 100;
+        System.out.printf("%n4. peak resident memory of a child JVM receiving (default receive()%s)%n",
+                NetutilsStack.canRelease() ? ", each message released" : "; no release in this API yet");
+        for (String mode : List.of("raw", "netutils")) {
+            try {
+                long[] rss = probe(mode, 1L << 30, 1);
+                double added = (rss[1] - rss[0]) / (1024.0 * 1024.0);
+                results.memory.put(mode + "_1gib_added_mib", added);
+                System.out.printf("   %-10s one 1 GiB message: +%.0f MiB (peak %.0f MiB)%n", mode, added, rss[1] / 1048576.0);
+            } catch (RuntimeException e) {
+                // One failed probe should not cost the whole run its results.
+                System.out.printf("   %-10s one 1 GiB message: FAILED: %s%n", mode, e.getMessage());
+                e.printStackTrace();
             }
-            int port = Integer.parseInt(first.substring(5).trim());
-            MemorySegment data = Arena.ofAuto().allocate(size, 64);
-            if (mode.equals("raw")) {
-                try (SocketChannel channel = RawSocket.connect(port)) {
-                    ByteBuffer length = ByteBuffer.allocateDirect(8).order(ByteOrder.BIG_ENDIAN).putLong(0, size);
-                    RawSocket.writeFully(channel, length, data.asByteBuffer());
-                    RawSocket.readFully(channel, ByteBuffer.allocate(1));
-                }
-            } else {
-                try (Connection client = TcpClient.connect("127.0.0.1", port)) {
-                    client.request(Message.of(MessageType.KV_CACHE, Tensor.wrap(DType.U8, data, size)));
-                }
-            }
-            String report = lines.readLine();
-            if (report == null || !report.startsWith("RSS ")) {
-                throw new IllegalStateException("memory probe said: " + report);
-            }
-            String[] fields = report.split(" ");
-            child.waitFor(30, TimeUnit.SECONDS);
-            return (Long.parseLong(fields[2]) - Long.parseLong(fields[1])) / (1024.0 * 1024.0);
-        } finally {
-            child.destroy();
+        }
+        try {
+            long[] rss = probe("netutils", LARGE, count);
+            results.memory.put("netutils_" + count + "x256mib_peak_mib", rss[1] / 1048576.0);
+            results.memory.put("netutils_" + count + "x256mib_added_mib", (rss[1] - rss[0]) / 1048576.0);
+            System.out.printf("   netutils   %d messages of 256 MiB in a row: peak %.0f MiB (+%.0f MiB)%n", count,
+                    rss[1] / 1048576.0, (rss[1] - rss[0]) / 1048576.0);
+        } catch (RuntimeException e) {
+            System.out.printf("   netutils   %d messages of 256 MiB in a row: FAILED: %s%n", count, e.getMessage());
+            e.printStackTrace();
         }
     }
 
-    // ------------------------------------------------------------------ report
-
-    private void report() throws IOException {
-        System.out.printf("%nratios to the raw socket with the same kind of server thread, in this run: the median over"
-                + " rounds of each round's ratio of medians%n(targets: throughput >= 0.90, p50 <= 1.25x; memory"
-                + " <= 1280 MiB)%n");
-        StringBuilder csv = new StringBuilder("stack,throughput_mib_s,throughput_ratio,p50_us,p50_ratio,p99_us,peak_rss_added_mib\n");
-        StringBuilder json = new StringBuilder("{\n  \"machine\": {\"cores\": " + Runtime.getRuntime().availableProcessors()
-                + ", \"jdk\": \"" + Runtime.version() + "\"},\n  \"stacks\": {\n");
-        int index = 0;
-        for (Map.Entry<String, Map<String, Double>> entry : results.entrySet()) {
-            Map<String, Double> r = entry.getValue();
-            double throughputRatio = r.get("throughput_ratio");
-            double p50Ratio = r.get("p50_ratio");
-            r.put("throughput_ratio", throughputRatio);
-            r.put("p50_ratio", p50Ratio);
-            System.out.printf(Locale.ROOT, "   %-20s throughput %.2f   p50 %.2fx%s%n", entry.getKey(), throughputRatio, p50Ratio,
-                    r.containsKey("peak_rss_added_mib") ? String.format(Locale.ROOT, "   memory +%.0f MiB", r.get("peak_rss_added_mib")) : "");
-            csv.append(String.format(Locale.ROOT, "%s,%.1f,%.3f,%.2f,%.3f,%.2f,%s%n", entry.getKey(), r.get("throughput_mib_s"),
-                    throughputRatio, r.get("p50_us"), p50Ratio, r.get("p99_us"),
-                    r.containsKey("peak_rss_added_mib") ? String.format(Locale.ROOT, "%.0f", r.get("peak_rss_added_mib")) : ""));
-            json.append("    \"").append(entry.getKey()).append("\": {");
-            int field = 0;
-            for (Map.Entry<String, Double> value : r.entrySet()) {
-                json.append(field++ > 0 ? ", " : "").append('"').append(value.getKey()).append("\": ")
-                        .append(String.format(Locale.ROOT, "%.3f", value.getValue()));
+    /** Runs {@link MemoryProbe} in a child JVM and sends it {@code count} messages; returns RSS before and peak. */
+    private static long[] probe(String mode, long size, int count) throws Exception {
+        String java = Path.of(System.getProperty("java.home"), "bin", "java").toString();
+        // The child writes to a file, not a pipe: when it fails, what it said can still be read after it is gone.
+        Path said = Files.createTempFile("netutils-memory-probe", ".txt");
+        // A small heap, and direct memory well above one message, as a user receiving large tensors would set it.
+        Process child = new ProcessBuilder(java, "-Xmx256m", "-XX:MaxDirectMemorySize=4g", "-cp",
+                System.getProperty("java.class.path"), MemoryProbe.class.getName(), mode, Integer.toString(count))
+                .redirectErrorStream(true).redirectOutput(said.toFile()).start();
+        try {
+            int port = Integer.parseInt(awaitLine(said, "PORT ", child).trim());
+            try (Arena arena = Arena.ofConfined()) {
+                MemorySegment data = arena.allocate(size, 64);
+                if (mode.equals("raw")) {
+                    try (SocketChannel channel = RawSocket.connect(port)) {
+                        ByteBuffer length = ByteBuffer.allocateDirect(8).order(ByteOrder.BIG_ENDIAN).putLong(0, size);
+                        RawSocket.write(channel, length, data.asByteBuffer(), 1 << 20);
+                        RawSocket.readFully(channel, ByteBuffer.allocate(1));
+                    }
+                } else {
+                    NetutilsStack.sendToProbe(port, data, count);
+                }
             }
-            json.append(index++ < results.size() - 1 ? "},\n" : "}\n");
+            String[] fields = awaitLine(said, "RSS ", child).split(" ");
+            return new long[] {Long.parseLong(fields[0]), Long.parseLong(fields[1])};
+        } catch (Exception e) {
+            child.destroy();
+            child.waitFor(10, TimeUnit.SECONDS);
+            throw new IllegalStateException("memory probe (" + mode + ") failed; it said:\n" + Files.readString(said), e);
+        } finally {
+            child.destroy();
+            Files.deleteIfExists(said);
         }
-        json.append("  }\n}\n");
-        Files.createDirectories(out);
-        Files.writeString(out.resolve("results.csv"), csv);
-        Files.writeString(out.resolve("results.json"), json);
-        Files.writeString(out.resolve("chart.svg"), Chart.svg(results));
-        System.out.println("\nwrote " + out.resolve("results.json") + ", results.csv and chart.svg");
+    }
+
+    /** Waits for the child to print a line starting with {@code prefix}; returns the rest of it. */
+    private static String awaitLine(Path file, String prefix, Process child) throws Exception {
+        long deadline = System.nanoTime() + TimeUnit.MINUTES.toNanos(2);
+        while (System.nanoTime() < deadline) {
+            for (String line : Files.readAllLines(file)) {
+                if (line.startsWith(prefix)) {
+                    return line.substring(prefix.length());
+                }
+            }
+            if (!child.isAlive()) {
+                break;
+            }
+            Thread.sleep(20);
+        }
+        throw new IllegalStateException("no " + prefix.trim() + " line from the memory probe");
     }
 }

@@ -1,34 +1,27 @@
 package netutils.bench;
 
 import java.io.IOException;
-import java.net.InetAddress;
-import java.net.InetSocketAddress;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.channels.ServerSocketChannel;
 import java.nio.channels.SocketChannel;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import netutils.api.Connection;
-import netutils.api.wire.Frames;
-import netutils.api.Message;
-import netutils.api.MessageType;
-import netutils.api.Tensor;
-import netutils.transport.tcp.TcpOptions;
-import netutils.transport.tcp.TcpServer;
 
 /**
- * Runs in a child JVM: receives one large message (netutils or raw) and reports how much its peak resident
- * memory grew. Prints {@code PORT n}, then after the message {@code RSS before after-peak} in bytes.
+ * Runs in a child JVM, so that its resident memory is the receiver's alone: receives {@code count} messages
+ * (netutils with the default {@code receive()}, each released where the API can; or raw, one message into one
+ * direct buffer of its size) and reports how far its peak resident memory rose. Prints {@code PORT n}, then after
+ * the messages {@code RSS before peak} in bytes.
  */
 public final class MemoryProbe {
     private MemoryProbe() {
     }
 
-    /** {@code netutils|raw}. */
+    /** {@code raw|netutils [count]}. */
     public static void main(String[] args) throws Exception {
-        boolean raw = args[0].equals("raw");
-        if (raw) {
+        int count = args.length > 1 ? Integer.parseInt(args[1]) : 1;
+        if (args[0].equals("raw")) {
             try (ServerSocketChannel server = RawSocket.listen()) {
                 System.out.println("PORT " + RawSocket.port(server));
                 System.out.flush();
@@ -41,23 +34,22 @@ public final class MemoryProbe {
                     ByteBuffer data = java.lang.foreign.Arena.ofAuto().allocate(length.getLong(0), 64).asByteBuffer();
                     RawSocket.readFully(channel, data);
                     report(before, data.get(data.limit() - 1));
-                    RawSocket.writeFully(channel, ByteBuffer.allocate(1));
+                    channel.write(ByteBuffer.allocate(1));
                 }
             }
             return;
         }
-        TcpOptions options = TcpOptions.builder().maxFrameBytes(Frames.MAX_BODY_LENGTH).build();
-        try (TcpServer server = TcpServer.bind(new InetSocketAddress(InetAddress.getLoopbackAddress(), 0), options)) {
+        try (NetutilsStack.ProbeServer server = new NetutilsStack.ProbeServer()) {
             System.out.println("PORT " + server.port());
             System.out.flush();
-            try (Connection connection = server.accept()) {
-                resetPeak();
-                long before = residentBytes("VmRSS");
-                Message message = connection.receive();
-                Tensor tensor = message.data();
-                report(before, tensor.data().get(java.lang.foreign.ValueLayout.JAVA_BYTE, tensor.byteSize() - 1));
-                connection.send(Message.of(MessageType.KV_INDEX));
+            server.accept();
+            resetPeak();
+            long before = residentBytes("VmRSS");
+            byte touched = 0;
+            for (int i = 0; i < count; i++) {
+                touched ^= server.receiveOne();
             }
+            report(before, touched);
         }
     }
 
@@ -66,7 +58,7 @@ public final class MemoryProbe {
         System.out.flush();
     }
 
-    /** Resets the peak-RSS counter (VmHWM) to the current RSS, so the peak measured is this message's. */
+    /** Resets the peak-RSS counter (VmHWM) to the current RSS, so the peak measured is the messages'. */
     static void resetPeak() {
         try {
             Files.writeString(Path.of("/proc/self/clear_refs"), "5");

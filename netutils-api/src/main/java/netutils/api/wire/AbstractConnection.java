@@ -61,6 +61,8 @@ public abstract class AbstractConnection implements Connection {
     /** Ids of calls that ended without a reply, remembered to tell a late reply from an unsolicited message. */
     private static final int REMEMBERED_EXPIRED_IDS = 4096;
     private static final AtomicLong CONNECTION_IDS = new AtomicLong();
+    /** When the owner has read nothing for this long, a reader thread answers the peer's pings meanwhile. */
+    private static final long IDLE_READER_AFTER_NANOS = TimeUnit.SECONDS.toNanos(1);
 
     private final String peer;
     private final Duration defaultDeadline;
@@ -91,6 +93,10 @@ public abstract class AbstractConnection implements Connection {
     private volatile IOException failure;
     private volatile long lastReceivedNanos = System.nanoTime();
     private volatile long pingSentNanos;
+    /** When a reader last returned: long ago while the owner is busy elsewhere (a handler computing). */
+    private volatile long lastReadNanos = System.nanoTime();
+    /** Threads waiting for the reader lock to read themselves; an idle reader makes way for them. */
+    private final java.util.concurrent.atomic.AtomicInteger waitingReaders = new java.util.concurrent.atomic.AtomicInteger();
     private final ScheduledFuture<?> keepalive;
 
     /**
@@ -109,13 +115,12 @@ public abstract class AbstractConnection implements Connection {
         this.defaultDeadline = requirePositive(defaultDeadline, "defaultDeadline");
         this.keepaliveIntervalNanos = keepaliveInterval.toNanos();
         this.keepaliveTimeoutNanos = keepaliveTimeout.toNanos();
-        if (keepaliveIntervalNanos > 0) {
-            long tick = Math.max(TimeUnit.MILLISECONDS.toNanos(5),
-                    Math.min(keepaliveIntervalNanos, Math.max(1, keepaliveTimeoutNanos)) / 4);
-            keepalive = TIMERS.scheduleAtFixedRate(this::keepaliveTick, tick, tick, TimeUnit.NANOSECONDS);
-        } else {
-            keepalive = null;
-        }
+        // The tick also runs without keepalive: a busy owner's peer still gets its pings answered.
+        long tick = keepaliveIntervalNanos > 0
+                ? Math.max(TimeUnit.MILLISECONDS.toNanos(5),
+                        Math.min(keepaliveIntervalNanos, Math.max(1, keepaliveTimeoutNanos)) / 4)
+                : IDLE_READER_AFTER_NANOS / 4;
+        keepalive = TIMERS.scheduleAtFixedRate(this::keepaliveTick, tick, tick, TimeUnit.NANOSECONDS);
     }
 
     private static Duration requirePositive(Duration duration, String what) {
@@ -146,6 +151,17 @@ public abstract class AbstractConnection implements Connection {
      * @throws IOException if reading fails or the frame is malformed (the transport tells the peer first)
      */
     protected abstract Message readMessage(long waitNanos, SegmentAllocator tensorMemory) throws IOException;
+
+    /**
+     * Whether a frame is being received or sent right now. A large frame can take longer than the keepalive
+     * timeout, and a peer busy reading ours cannot answer a ping; while bytes move, the transport's own read and
+     * write timeouts watch for stalls, so keepalive waits.
+     *
+     * @return true while a frame is in transit in either direction
+     */
+    protected boolean transferring() {
+        return false;
+    }
 
     /**
      * Closes the transport; called once.
@@ -363,6 +379,8 @@ public abstract class AbstractConnection implements Connection {
             message = readMessage(waitNanos, tensorMemory);
         } catch (IOException e) {
             throw fail(e);
+        } finally {
+            lastReadNanos = System.nanoTime();
         }
         if (message == null) {
             return null;
@@ -501,6 +519,7 @@ public abstract class AbstractConnection implements Connection {
 
     /** Waits while {@code stillWaiting} holds and another thread is the reader, at most {@code nanos}. */
     private void awaitChange(long nanos, java.util.function.BooleanSupplier stillWaiting) throws IOException {
+        waitingReaders.incrementAndGet();
         stateLock.lock();
         try {
             long remaining = nanos;
@@ -512,17 +531,29 @@ public abstract class AbstractConnection implements Connection {
             throw new java.io.InterruptedIOException("interrupted while waiting on " + peer);
         } finally {
             stateLock.unlock();
+            waitingReaders.decrementAndGet();
         }
     }
 
     /** Makes sure someone reads while asynchronous calls or a ping are outstanding. */
     private void pumpIfNobodyReads() {
+        pump(false);
+    }
+
+    /**
+     * Starts a reader thread if nobody reads. It reads while asynchronous calls or our ping are outstanding,
+     * and, when {@code whileIdle}, also while the owner reads nothing (a handler busy for longer than the
+     * keepalive interval): then the peer's pings are still answered. It stops as soon as a message waits for
+     * the owner or a thread wants to read itself.
+     */
+    private void pump(boolean whileIdle) {
         if (readerLock.isLocked() || !pumping.compareAndSet(false, true)) {
             return;
         }
         Thread.ofVirtual().name("netutils-reader-" + peer).start(() -> {
             try {
-                while (!closed.get() && (!calls.isEmpty() || pingSentNanos != 0)) {
+                while (!closed.get() && (!calls.isEmpty() || pingSentNanos != 0
+                        || (whileIdle && waitingReaders.get() == 0 && !hasInbox()))) {
                     if (readerLock.tryLock()) {
                         try {
                             Message read = readOne(TimeUnit.MILLISECONDS.toNanos(50), null);
@@ -561,6 +592,17 @@ public abstract class AbstractConnection implements Connection {
             return;
         }
         long now = System.nanoTime();
+        if (transferring()) {
+            lastReceivedNanos = now; // bytes are moving: the peer is alive, the I/O timeouts watch the transfer
+            pingSentNanos = 0;
+            return;
+        }
+        if (!readerLock.isLocked() && now - lastReadNanos > IDLE_READER_AFTER_NANOS) {
+            pump(true); // the owner has not read for a while (busy elsewhere): answer the peer's pings meanwhile
+        }
+        if (keepaliveIntervalNanos == 0) {
+            return;
+        }
         long sent = pingSentNanos;
         if (sent != 0) {
             if (now - sent > keepaliveTimeoutNanos && !hasInbox()) {

@@ -97,7 +97,8 @@ class HugeFrameTest {
         Message message = null;
         for (long dataStart = 64; message == null; dataStart += 64) {
             long size = Frames.MAX_BODY_LENGTH - dataStart;
-            Message candidate = Message.builder(MessageType.KV_CACHE)
+            // With its id already set: a call would otherwise add one, and the envelope would grow past the size.
+            Message candidate = Message.builder(MessageType.KV_CACHE).id("maximal")
                     .tensor("cache", Tensor.wrap(DType.U8, data.asSlice(0, size), size)).build();
             try {
                 if (Frames.frameLength(candidate, Serializers.defaultSerializer(), false) == 12 + Frames.MAX_BODY_LENGTH) {

@@ -238,4 +238,44 @@ class TcpCallsTest {
         assertThat(states).containsExactly(ConnectionState.CONNECTED, ConnectionState.RECONNECTING,
                 ConnectionState.CONNECTED, ConnectionState.CLOSED);
     }
+
+    @Test
+    void aFrameThatTakesLongerThanTheKeepaliveTimeoutToArriveIsNotMistakenForADeadPeer() throws Exception {
+        byte[] frame = netutils.api.wire.Frames.toRawMessage(
+                Message.of(MessageType.KV_CACHE, Tensor.zeros(netutils.api.DType.U8, 300_000)));
+        try (ServerSocket slowLink = new ServerSocket(0, 5, InetAddress.getLoopbackAddress())) {
+            Thread.ofVirtual().start(() -> {
+                try (Socket socket = slowLink.accept()) {
+                    // About 1.5 s for the frame: five keepalive timeouts, and still 200 KB/s.
+                    for (int at = 0; at < frame.length; at += 20_000) {
+                        socket.getOutputStream().write(frame, at, Math.min(20_000, frame.length - at));
+                        Thread.sleep(100);
+                    }
+                    Thread.sleep(5_000);
+                } catch (IOException | InterruptedException e) {
+                    // test over
+                }
+            });
+            TcpOptions keepalive = TcpOptions.builder().keepalive(Duration.ofMillis(200), Duration.ofMillis(300)).build();
+            try (Connection client = TcpClient.connect("127.0.0.1", slowLink.getLocalPort(), keepalive);
+                    Message big = client.receive()) {
+                assertThat(big.data().byteSize()).isEqualTo(300_000);
+            }
+        }
+    }
+
+    @Test
+    void aServerBusyInAHandlerForLongerThanTheClientsKeepaliveStillAnswersItsPings() throws Exception {
+        ConnectionHandler busy = ConnectionHandler.ofRequests(request -> {
+            Thread.sleep(4_000); // computing, not reading
+            return request;
+        });
+        TcpOptions keepalive = TcpOptions.builder().keepalive(Duration.ofMillis(1000), Duration.ofMillis(1500)).build();
+        try (TcpServer server = TcpServer.bind(0).serve(busy);
+                Connection client = TcpClient.connect("127.0.0.1", server.port(), keepalive)) {
+            Message reply = client.request(Message.of(MessageType.KV_INDEX, Tensor.scalar(5)), Duration.ofSeconds(20));
+            assertThat(reply.data().longValue()).isEqualTo(5);
+            assertThat(client.isOpen()).isTrue();
+        }
+    }
 }

@@ -32,6 +32,11 @@ final class ChannelSink {
         this.watchdog = watchdog;
     }
 
+    /** Whether a frame is being written now. */
+    boolean isWriting() {
+        return lock.isLocked();
+    }
+
     void write(EncodedFrame frame) throws IOException {
         lock.lock();
         try {

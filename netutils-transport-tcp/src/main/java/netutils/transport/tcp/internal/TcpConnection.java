@@ -198,6 +198,11 @@ public final class TcpConnection extends AbstractConnection {
         }
     }
 
+    @Override
+    protected boolean transferring() {
+        return frameInProgress || sink.isWriting();
+    }
+
     /** How long since the last frame ended, or 0 while a frame is being read: what an evicting server asks. */
     public long idleNanos() {
         return frameInProgress ? 0 : System.nanoTime() - lastFrameNanos;

@@ -1,0 +1,33 @@
+package netutils.bench;
+
+import java.util.LinkedHashMap;
+import java.util.Map;
+
+/** What one run measured, in the order it was measured. */
+final class Results {
+    /** One stack's numbers. */
+    static final class Row extends LinkedHashMap<String, Double> {
+        private static final long serialVersionUID = 1;
+        final String id;
+        final String label;
+        final boolean large;
+
+        Row(String id, String label, boolean large) {
+            this.id = id;
+            this.label = label;
+            this.large = large;
+        }
+    }
+
+    String machine = "";
+    String largeBaseline = "";
+    String smallBaseline = "";
+    final Map<String, Row> rows = new LinkedHashMap<>();
+    /** Calls per second by stack label, then by "blocking" or the number in flight. */
+    final Map<String, Map<String, Double>> inFlight = new LinkedHashMap<>();
+    final Map<String, Double> memory = new LinkedHashMap<>();
+
+    Row row(Stack stack) {
+        return rows.computeIfAbsent(stack.id, id -> new Row(id, stack.label, stack.large()));
+    }
+}

@@ -1,0 +1,102 @@
+package netutils.bench;
+
+import java.util.Arrays;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+
+/** The samples of one stack: nanoseconds per operation and process CPU nanoseconds, round by round. */
+final class Rounds {
+    /** An operation on one stack. */
+    interface Operation {
+        void run(Stack stack) throws Exception;
+    }
+
+    private final long[][] nanos;
+    private final long[] cpu;
+    private final long[] all;
+
+    private Rounds(long[][] nanos, long[] cpu) {
+        this.nanos = nanos;
+        this.cpu = cpu;
+        this.all = Arrays.stream(nanos).flatMapToLong(Arrays::stream).sorted().toArray();
+    }
+
+    /**
+     * Warms up every stack, then runs {@code rounds} rounds; each round runs {@code perRound} operations on every
+     * stack in turn, so that a noisy neighbour or a GC hurts all stacks alike and the ratios can be paired.
+     */
+    static Map<Stack, Rounds> measure(List<Stack> stacks, int warmup, int rounds, int perRound, Operation operation)
+            throws Exception {
+        for (Stack stack : stacks) {
+            for (int i = 0; i < warmup; i++) {
+                operation.run(stack);
+            }
+        }
+        Map<Stack, long[][]> nanos = new LinkedHashMap<>();
+        Map<Stack, long[]> cpu = new LinkedHashMap<>();
+        stacks.forEach(stack -> {
+            nanos.put(stack, new long[rounds][perRound]);
+            cpu.put(stack, new long[rounds]);
+        });
+        for (int round = 0; round < rounds; round++) {
+            for (Stack stack : stacks) {
+                long[] samples = nanos.get(stack)[round];
+                long cpuStart = CpuClock.processNanos();
+                for (int i = 0; i < perRound; i++) {
+                    long start = System.nanoTime();
+                    operation.run(stack);
+                    samples[i] = System.nanoTime() - start;
+                }
+                cpu.get(stack)[round] = CpuClock.processNanos() - cpuStart;
+            }
+        }
+        Map<Stack, Rounds> result = new LinkedHashMap<>();
+        stacks.forEach(stack -> result.put(stack, new Rounds(nanos.get(stack), cpu.get(stack))));
+        return result;
+    }
+
+    /** The median over all measured operations. */
+    long median() {
+        return percentile(0.5);
+    }
+
+    long percentile(double p) {
+        return all[Math.min(all.length - 1, (int) (all.length * p))];
+    }
+
+    /** Process CPU nanoseconds per operation over all rounds (both ends: client and server share this JVM). */
+    double cpuPerOp() {
+        return (double) Arrays.stream(cpu).sum() / all.length;
+    }
+
+    /** The median over rounds of (my median in the round / the baseline's median in the same round). */
+    double pairedRatio(Rounds baseline) {
+        double[] ratios = new double[nanos.length];
+        for (int round = 0; round < nanos.length; round++) {
+            ratios[round] = (double) median(nanos[round]) / median(baseline.nanos[round]);
+        }
+        return median(ratios);
+    }
+
+    /** The median over rounds of (my CPU time in the round / the baseline's in the same round). */
+    double pairedCpuRatio(Rounds baseline) {
+        double[] ratios = new double[cpu.length];
+        for (int round = 0; round < cpu.length; round++) {
+            ratios[round] = (double) cpu[round] / Math.max(1, baseline.cpu[round]);
+        }
+        return median(ratios);
+    }
+
+    private static long median(long[] values) {
+        long[] sorted = values.clone();
+        Arrays.sort(sorted);
+        return sorted[sorted.length / 2];
+    }
+
+    private static double median(double[] values) {
+        double[] sorted = values.clone();
+        Arrays.sort(sorted);
+        return sorted[sorted.length / 2];
+    }
+}
