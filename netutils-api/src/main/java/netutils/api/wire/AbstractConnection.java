@@ -116,10 +116,11 @@ public abstract class AbstractConnection implements Connection {
         this.keepaliveIntervalNanos = keepaliveInterval.toNanos();
         this.keepaliveTimeoutNanos = keepaliveTimeout.toNanos();
         // The tick also runs without keepalive: a busy owner's peer still gets its pings answered.
-        long tick = keepaliveIntervalNanos > 0
-                ? Math.max(TimeUnit.MILLISECONDS.toNanos(5),
-                        Math.min(keepaliveIntervalNanos, Math.max(1, keepaliveTimeoutNanos)) / 4)
-                : IDLE_READER_AFTER_NANOS / 4;
+        long tick = IDLE_READER_AFTER_NANOS / 4;
+        if (keepaliveIntervalNanos > 0) {
+            tick = Math.min(tick, Math.max(TimeUnit.MILLISECONDS.toNanos(5),
+                    Math.min(keepaliveIntervalNanos, Math.max(1, keepaliveTimeoutNanos)) / 4));
+        }
         keepalive = TIMERS.scheduleAtFixedRate(this::keepaliveTick, tick, tick, TimeUnit.NANOSECONDS);
     }
 
