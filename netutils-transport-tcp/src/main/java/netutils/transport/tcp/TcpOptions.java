@@ -36,6 +36,7 @@ import netutils.api.wire.Serializers;
  * <tr><td>serializer</td><td>empty: answer in the serializer of the last frame received, JSON before any</td>
  *     <td>the envelope format of sent frames</td></tr>
  * <tr><td>checksum</td><td>off</td><td>append a CRC32C to sent frames (received ones are checked whenever flagged)</td></tr>
+ * <tr><td>tls</td><td>none: plaintext</td><td>TLS or mutual TLS, see {@link TlsOptions}</td></tr>
  * </table>
  *
  * @param connectTimeout how long a connect may take
@@ -49,10 +50,11 @@ import netutils.api.wire.Serializers;
  * @param maxEnvelopeBytes the largest envelope accepted
  * @param serializer the name of the serializer of sent frames; empty to answer in the peer's (JSON before any)
  * @param checksum whether sent frames carry a CRC32C of the body
+ * @param tls TLS for the connection; empty for plaintext
  */
 public record TcpOptions(Duration connectTimeout, Duration readTimeout, Duration writeTimeout, Duration idleTimeout,
         Duration requestTimeout, Duration keepaliveInterval, Duration keepaliveTimeout, long maxFrameBytes,
-        int maxEnvelopeBytes, Optional<String> serializer, boolean checksum) {
+        int maxEnvelopeBytes, Optional<String> serializer, boolean checksum, Optional<TlsOptions> tls) {
     private static final TcpOptions DEFAULTS = builder().build();
 
     /** Checks every setting; the builder is the friendlier way to make options. */
@@ -75,6 +77,7 @@ public record TcpOptions(Duration connectTimeout, Duration readTimeout, Duration
         }
         Objects.requireNonNull(serializer, "serializer");
         serializer.ifPresent(Serializers::byName); // refuses now, naming the module to add, not at the first send
+        Objects.requireNonNull(tls, "tls");
     }
 
     /** The defaults. */
@@ -101,6 +104,7 @@ public record TcpOptions(Duration connectTimeout, Duration readTimeout, Duration
         b.maxEnvelopeBytes = maxEnvelopeBytes;
         b.serializer = serializer;
         b.checksum = checksum;
+        b.tls = tls;
         return b;
     }
 
@@ -129,6 +133,7 @@ public record TcpOptions(Duration connectTimeout, Duration readTimeout, Duration
         private int maxEnvelopeBytes = 16 << 20;
         private Optional<String> serializer = Optional.empty();
         private boolean checksum;
+        private Optional<TlsOptions> tls = Optional.empty();
 
         private Builder() {
         }
@@ -229,7 +234,22 @@ public record TcpOptions(Duration connectTimeout, Duration readTimeout, Duration
         /** The options. */
         public TcpOptions build() {
             return new TcpOptions(connectTimeout, readTimeout, writeTimeout, idleTimeout, requestTimeout,
-                    keepaliveInterval, keepaliveTimeout, maxFrameBytes, maxEnvelopeBytes, serializer, checksum);
+                    keepaliveInterval, keepaliveTimeout, maxFrameBytes, maxEnvelopeBytes, serializer, checksum, tls);
+        }
+
+        /**
+         * TLS for the connection (a client's trust, a server's certificate, mutual TLS): both peers must use it.
+         * A plaintext peer on the other side fails at once with a message saying so.
+         */
+        public Builder tls(TlsOptions options) {
+            this.tls = Optional.of(Objects.requireNonNull(options, "options"));
+            return this;
+        }
+
+        /** No TLS: plaintext, the default. */
+        public Builder plaintext() {
+            this.tls = Optional.empty();
+            return this;
         }
     }
 }

@@ -216,6 +216,7 @@ public final class TcpServer implements AutoCloseable {
             connection = wrap(socket);
         } catch (Throwable e) {
             closeQuietly(socket);
+            LOG.log(Level.INFO, () -> "refused a connection on " + address + ": " + e.getMessage()); // e.g. TLS
             return;
         }
         if (!connectionSlots.tryAcquire()) {
