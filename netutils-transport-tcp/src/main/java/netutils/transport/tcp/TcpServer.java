@@ -119,18 +119,31 @@ public final class TcpServer implements AutoCloseable {
 
     /**
      * Waits for the next connection and returns it; the caller serves and closes it. Connections accepted this
-     * way share the server's bytes-in-flight budget but not its connection limit.
+     * way share the server's bytes-in-flight budget but not its connection limit. With TLS the handshake runs
+     * here, on the caller's thread (at most {@link TlsOptions#handshakeTimeout()} per client); a client that fails
+     * it is logged and closed, and the wait goes on for the next one.
      *
      * @throws ConnectionClosedException if the server is closed
      */
     public Connection accept() throws IOException {
-        SocketChannel socket;
-        try {
-            socket = channel.accept();
-        } catch (ClosedChannelException e) {
-            throw new ConnectionClosedException("server on " + address + " is closed");
+        while (true) {
+            SocketChannel socket;
+            try {
+                socket = channel.accept();
+            } catch (ClosedChannelException e) {
+                throw new ConnectionClosedException("server on " + address + " is closed");
+            }
+            TcpConnection connection;
+            try {
+                connection = wrap(socket);
+            } catch (IOException e) {
+                // One client that fails its handshake (or resets at once) must not end the caller's accept loop.
+                closeQuietly(socket);
+                LOG.log(Level.INFO, () -> "refused a connection on " + address + ": " + e.getMessage());
+                continue;
+            }
+            return track(connection);
         }
-        return track(wrap(socket));
     }
 
     /**

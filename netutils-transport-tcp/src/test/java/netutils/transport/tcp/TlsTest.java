@@ -58,6 +58,11 @@ class TlsTest {
         ca = TestPki.authority("netutils test CA");
         otherCa = TestPki.authority("some other CA");
         serverKeys = ca.server();
+        // One TLS call before any test, so that timings measure the failures, not class loading and a cold JIT.
+        try (TcpServer server = tlsServer(serverTls(serverKeys).build(), ECHO);
+                Connection client = TcpClient.connect("127.0.0.1", server.port(), clientOptions(clientTls().build()))) {
+            client.request(Message.of(MessageType.KV_INDEX, Tensor.scalar(0)));
+        }
     }
 
     // ---------------------------------------------------------------- round trips
@@ -302,19 +307,40 @@ class TlsTest {
 
     @Test
     void aPeerThatIsNoTlsClientAtAllIsNamedByItsFirstBytes() throws Exception {
+        try (java.nio.channels.ServerSocketChannel listener = java.nio.channels.ServerSocketChannel.open()
+                .bind(new InetSocketAddress(InetAddress.getLoopbackAddress(), 0));
+                Socket http = new Socket("127.0.0.1", ((InetSocketAddress) listener.getLocalAddress()).getPort());
+                java.nio.channels.SocketChannel accepted = listener.accept()) {
+            http.getOutputStream().write("GET / HTTP/1.1\r\n\r\n".getBytes(java.nio.charset.StandardCharsets.US_ASCII));
+            assertThatThrownBy(() -> TcpConnection.open(accepted, clientOptions(serverTls(serverKeys).build()), null,
+                    null, Duration.ZERO))
+                    .isInstanceOf(SSLHandshakeException.class)
+                    .hasMessageContaining("the client 127.0.0.1:" + http.getLocalPort() + " does not speak TLS: it "
+                            + "opened with bytes 47 45 54 20 2F 20 48 54 (\"GET / HT\")");
+        }
+    }
+
+    @Test
+    void acceptSkipsAClientThatFailsItsHandshakeAndReturnsTheNextOne() throws Exception {
+        TcpOptions tlsClient = clientOptions(clientTls().build());
         try (TcpServer server = TcpServer.bind(new InetSocketAddress(InetAddress.getLoopbackAddress(), 0),
-                clientOptions(serverTls(serverKeys).build())); Socket http = new Socket("127.0.0.1", server.port())) {
-            Thread sender = Thread.ofVirtual().start(() -> {
-                try {
-                    http.getOutputStream().write("GET / HTTP/1.1\r\n\r\n".getBytes(java.nio.charset.StandardCharsets.US_ASCII));
-                } catch (IOException ignored) {
-                    // the server refuses either way
+                clientOptions(serverTls(serverKeys).build())); Socket stranger = new Socket("127.0.0.1", server.port())) {
+            stranger.getOutputStream().write("hello?\n".getBytes(java.nio.charset.StandardCharsets.US_ASCII));
+            Thread goodClient = Thread.ofVirtual().start(() -> {
+                try (Connection client = TcpClient.connect("127.0.0.1", server.port(), tlsClient)) {
+                    assertThat(client.request(Message.of(MessageType.KV_INDEX, Tensor.scalar(9))).data().longValue())
+                            .isEqualTo(9);
+                } catch (IOException e) {
+                    throw new IllegalStateException(e);
                 }
             });
-            assertThatThrownBy(server::accept)
-                    .isInstanceOf(SSLHandshakeException.class)
-                    .hasMessageContaining("does not speak TLS: it opened with bytes 47 45 54 20");
-            sender.join();
+            try (Connection accepted = server.accept()) {
+                Message request = accepted.receive();
+                accepted.send(Message.builder(request.type()).tensor("data", request.data()).replyTo(request).build());
+            }
+            stranger.setSoTimeout(5000);
+            assertThat(stranger.getInputStream().read()).as("the stranger's connection is closed").isEqualTo(-1);
+            goodClient.join(10_000);
         }
     }
 

@@ -58,7 +58,10 @@ import netutils.transport.tcp.TlsOptions;
  * certificate, a plaintext peer), never only the engine's wording.
  */
 final class TlsChannel {
-    /** Ciphertext moved per system call, at most; a 64 KiB read-ahead suffices for several whole records. */
+    /**
+     * Ciphertext moved per system call while a large frame streams. Buffers start at two records and grow to this
+     * only for a large read or write, so that thousands of idle connections cost little.
+     */
     static final int NET_BUFFER = 256 * 1024;
     private static final ByteBuffer EMPTY = ByteBuffer.allocate(0);
     /** How long closing waits to send close_notify when the peer does not read. */
@@ -99,9 +102,11 @@ final class TlsChannel {
         SSLSession session = engine.getSession();
         int packet = session.getPacketBufferSize();
         this.appBufferSize = session.getApplicationBufferSize();
-        this.netIn = ByteBuffer.allocateDirect(Math.max(NET_BUFFER, 2 * packet));
-        this.netOut = ByteBuffer.allocateDirect(Math.max(NET_BUFFER, 2 * packet));
-        this.appIn = ByteBuffer.allocateDirect(appBufferSize).flip();
+        // Heap buffers, not direct: the JDK's AES-GCM ran about twice as fast on heap arrays here (wrap 5.2 against
+        // 2.3 GB/s, unwrap 3.1 against 2.4 GB/s of CPU time, JDK 25), which outweighs the copy the socket then makes.
+        this.netIn = ByteBuffer.allocate(2 * packet);
+        this.netOut = ByteBuffer.allocate(2 * packet);
+        this.appIn = ByteBuffer.allocate(appBufferSize).flip();
         this.timedChunk = new byte[ChannelSource.BUFFER_SIZE];
     }
 
@@ -218,7 +223,7 @@ final class TlsChannel {
                             return result.getHandshakeStatus();
                         }
                     }
-                    case BUFFER_OVERFLOW -> netOut = ByteBuffer.allocateDirect(2 * netOut.capacity());
+                    case BUFFER_OVERFLOW -> netOut = ByteBuffer.allocate(2 * netOut.capacity());
                     case CLOSED -> {
                         // Our side gave up (a failed handshake after the alert went out): say why on the read side.
                         return result.getHandshakeStatus() == HandshakeStatus.NEED_WRAP
@@ -291,7 +296,7 @@ final class TlsChannel {
         byte[] bytes = new byte[count];
         netIn.get(0, bytes);
         String text = new String(bytes, java.nio.charset.StandardCharsets.US_ASCII).replaceAll("[^ -~]", ".");
-        return HexFormat.ofDelimiter(" ").formatHex(bytes) + " (\"" + text + "\")";
+        return HexFormat.ofDelimiter(" ").withUpperCase().formatHex(bytes) + " (\"" + text + "\")";
     }
 
     /**
@@ -353,6 +358,9 @@ final class TlsChannel {
      */
     int read(ByteBuffer destination, long waitNanos) throws IOException {
         long deadline = waitNanos == Long.MAX_VALUE ? Long.MAX_VALUE : System.nanoTime() + waitNanos;
+        if (destination.remaining() > ChannelSource.BUFFER_SIZE && netIn.capacity() < NET_BUFFER) {
+            netIn = resized(netIn, NET_BUFFER); // a large tensor streams in: fewer, larger reads
+        }
         try {
             while (true) {
                 if (appIn.hasRemaining()) {
@@ -490,16 +498,21 @@ final class TlsChannel {
     private void growNetIn() {
         int packet = engine.getSession().getPacketBufferSize();
         if (netIn.remaining() < packet) {
-            ByteBuffer bigger = ByteBuffer.allocateDirect(netIn.capacity() + packet);
-            netIn.flip();
-            bigger.put(netIn);
-            netIn = bigger;
+            netIn = resized(netIn, netIn.capacity() + packet);
         }
+    }
+
+    /** A buffer of {@code capacity} holding what {@code buffer} (in write mode) holds, in write mode. */
+    private static ByteBuffer resized(ByteBuffer buffer, int capacity) {
+        ByteBuffer bigger = ByteBuffer.allocate(capacity);
+        buffer.flip();
+        bigger.put(buffer);
+        return bigger;
     }
 
     private void growAppIn() {
         int size = Math.max(engine.getSession().getApplicationBufferSize(), appIn.capacity() * 2);
-        ByteBuffer bigger = ByteBuffer.allocateDirect(size);
+        ByteBuffer bigger = ByteBuffer.allocate(size);
         bigger.put(appIn);
         appIn = bigger.flip();
         appBufferSize = Math.max(appBufferSize, size);
@@ -532,6 +545,15 @@ final class TlsChannel {
             int first = offset;
             int end = offset + length;
             boolean handshakePending = false; // a key update the engine wants to send
+            if (netOut.capacity() < NET_BUFFER) {
+                long total = 0;
+                for (int i = offset; i < offset + length; i++) {
+                    total += sources[i].remaining();
+                }
+                if (total > ChannelSource.BUFFER_SIZE) {
+                    netOut = ByteBuffer.allocate(NET_BUFFER); // a large frame: fewer, larger writes
+                }
+            }
             while (true) {
                 while (first < end && !sources[first].hasRemaining()) {
                     first++;
@@ -550,7 +572,7 @@ final class TlsChannel {
                         }
                         case BUFFER_OVERFLOW -> {
                             if (netOut.position() == 0) {
-                                netOut = ByteBuffer.allocateDirect(netOut.capacity() + packet);
+                                netOut = ByteBuffer.allocate(netOut.capacity() + packet);
                             } else {
                                 full = true; // send what is there, then go on
                             }
