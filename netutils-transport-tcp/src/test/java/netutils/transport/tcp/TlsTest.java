@@ -391,6 +391,40 @@ class TlsTest {
     }
 
     @Test
+    void closingWhileThePeerDoesNotReadIsNotHeldUpByCloseNotify() throws Exception {
+        java.util.concurrent.CountDownLatch release = new java.util.concurrent.CountDownLatch(1);
+        ConnectionHandler neverReads = connection -> {
+            try {
+                release.await();
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+            }
+        };
+        try (TcpServer server = tlsServer(serverTls(serverKeys).build(), neverReads);
+                Arena arena = Arena.ofShared()) {
+            Connection client = TcpClient.connect("127.0.0.1", server.port(), clientOptions(clientTls().build()));
+            MemorySegment big = arena.allocate(64L << 20, 64); // far more than the socket buffers hold
+            java.util.concurrent.atomic.AtomicReference<Throwable> writerEnded = new java.util.concurrent.atomic.AtomicReference<>();
+            Thread writer = Thread.ofVirtual().start(() -> {
+                try {
+                    client.send(Message.of(MessageType.KV_CACHE, Tensor.wrap(DType.U8, big, big.byteSize())));
+                } catch (Throwable e) {
+                    writerEnded.set(e);
+                }
+            });
+            Thread.sleep(500); // the writer fills the socket buffers and blocks
+            assertThat(writer.isAlive()).as("the writer is blocked: the server does not read").isTrue();
+            long start = System.nanoTime();
+            client.close();
+            writer.join(5_000);
+            assertThat(Duration.ofNanos(System.nanoTime() - start)).isLessThan(Duration.ofSeconds(2));
+            assertThat(writer.isAlive()).isFalse();
+            assertThat(writerEnded.get()).isInstanceOf(IOException.class);
+            release.countDown();
+        }
+    }
+
+    @Test
     void optionsRefuseWhatTheyCannotHonour() {
         assertThatThrownBy(() -> new TlsOptions(TlsOptions.builder().build().context(), java.util.List.of("TLSv1.1"),
                 true, Optional.empty(), false, Duration.ofSeconds(1)))

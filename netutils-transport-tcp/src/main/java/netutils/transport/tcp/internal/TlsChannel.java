@@ -14,7 +14,6 @@ import java.security.cert.CertificateNotYetValidException;
 import java.time.Duration;
 import java.util.HexFormat;
 import java.util.List;
-import java.util.concurrent.ScheduledFuture;
 import java.util.concurrent.locks.ReentrantLock;
 import javax.net.ssl.SNIHostName;
 import javax.net.ssl.SSLEngine;
@@ -64,8 +63,11 @@ final class TlsChannel {
      */
     static final int NET_BUFFER = 256 * 1024;
     private static final ByteBuffer EMPTY = ByteBuffer.allocate(0);
-    /** How long closing waits to send close_notify when the peer does not read. */
-    private static final Duration CLOSE_NOTIFY_LIMIT = Duration.ofSeconds(1);
+    /**
+     * How long closing waits to send close_notify. Only a peer that stopped reading (a full send buffer) makes it
+     * wait, and that peer would not read the close_notify anyway; closing may run on a shared timer thread.
+     */
+    private static final Duration CLOSE_NOTIFY_LIMIT = Duration.ofMillis(250);
     private static final int TLS_HANDSHAKE_RECORD = 0x16;
     private static final int TLS_ALERT_RECORD = 0x15;
 
@@ -107,7 +109,7 @@ final class TlsChannel {
         this.netIn = ByteBuffer.allocate(2 * packet);
         this.netOut = ByteBuffer.allocate(2 * packet);
         this.appIn = ByteBuffer.allocate(appBufferSize).flip();
-        this.timedChunk = new byte[ChannelSource.BUFFER_SIZE];
+        this.timedChunk = new byte[2 * packet]; // timed reads only start a frame: a record or two
     }
 
     /**
@@ -202,7 +204,8 @@ final class TlsChannel {
                 }
             }
         } catch (Explained e) {
-            throw e; // found before the engine saw the bytes: a plaintext peer, or one that hung up
+            // Found before the engine saw the bytes (a plaintext peer, or one that hung up): already explained.
+            throw new SSLHandshakeException(e.getMessage());
         } catch (SSLException e) {
             sendPendingAlert();
             throw describe(e, true);
@@ -212,28 +215,33 @@ final class TlsChannel {
     private HandshakeStatus wrapHandshake() throws IOException {
         writeLock.lock();
         try {
-            while (true) {
-                netOut.clear();
-                SSLEngineResult result = engine.wrap(EMPTY, netOut);
-                netOut.flip();
-                writeFully(netOut);
-                switch (result.getStatus()) {
-                    case OK -> {
-                        if (result.getHandshakeStatus() != HandshakeStatus.NEED_WRAP) {
-                            return result.getHandshakeStatus();
-                        }
-                    }
-                    case BUFFER_OVERFLOW -> netOut = ByteBuffer.allocate(2 * netOut.capacity());
-                    case CLOSED -> {
-                        // Our side gave up (a failed handshake after the alert went out): say why on the read side.
-                        return result.getHandshakeStatus() == HandshakeStatus.NEED_WRAP
-                                ? HandshakeStatus.NEED_WRAP : HandshakeStatus.NEED_UNWRAP;
-                    }
-                    case BUFFER_UNDERFLOW -> throw new IllegalStateException("wrap reported an input underflow");
-                }
-            }
+            return wrapHandshakeLocked();
         } finally {
             writeLock.unlock();
+        }
+    }
+
+    /** Sends the handshake messages the engine has to send; the caller holds the write lock. */
+    private HandshakeStatus wrapHandshakeLocked() throws IOException {
+        while (true) {
+            netOut.clear();
+            SSLEngineResult result = engine.wrap(EMPTY, netOut);
+            netOut.flip();
+            writeFully(netOut);
+            switch (result.getStatus()) {
+                case OK -> {
+                    if (result.getHandshakeStatus() != HandshakeStatus.NEED_WRAP) {
+                        return result.getHandshakeStatus();
+                    }
+                }
+                case BUFFER_OVERFLOW -> netOut = ByteBuffer.allocate(2 * netOut.capacity());
+                case CLOSED -> {
+                    // Our side gave up (a failed handshake after the alert went out): the read side says why.
+                    return result.getHandshakeStatus() == HandshakeStatus.NEED_WRAP
+                            ? HandshakeStatus.NEED_WRAP : HandshakeStatus.NEED_UNWRAP;
+                }
+                case BUFFER_UNDERFLOW -> throw new IllegalStateException("wrap reported an input underflow");
+            }
         }
     }
 
@@ -474,8 +482,14 @@ final class TlsChannel {
         if (status == HandshakeStatus.NEED_TASK) {
             status = runTasks();
         }
-        if (status == HandshakeStatus.NEED_WRAP) {
-            wrapHandshake();
+        // A writer mid-frame holds the lock and may be waiting for the peer to read: never wait for it here (both
+        // peers' readers waiting on their writers would deadlock). The writer's next wrap sends what is pending.
+        if (status == HandshakeStatus.NEED_WRAP && writeLock.tryLock()) {
+            try {
+                wrapHandshakeLocked();
+            } finally {
+                writeLock.unlock();
+            }
         }
     }
 
@@ -619,25 +633,27 @@ final class TlsChannel {
         if (!channel.isOpen() || !writeLock.tryLock()) {
             return;
         }
-        ScheduledFuture<?> guard = null;
+        Thread guard = null;
         try {
             engine.closeOutbound();
             netOut.clear();
             engine.wrap(EMPTY, netOut);
             netOut.flip();
-            guard = IoWatchdog.schedule(() -> {
+            // A virtual thread bounds the write: not a shared timer's thread, which may be the one closing.
+            guard = Thread.ofVirtual().name("netutils-tls-close").start(() -> {
                 try {
+                    Thread.sleep(CLOSE_NOTIFY_LIMIT);
                     channel.close();
-                } catch (IOException ignored) {
-                    // Closing anyway.
+                } catch (InterruptedException | IOException done) {
+                    // Sent in time, or closed anyway.
                 }
-            }, CLOSE_NOTIFY_LIMIT);
+            });
             writeFully(netOut);
         } catch (IOException | RuntimeException ignored) {
             // The peer may be gone; it sees the end of the stream either way.
         } finally {
             if (guard != null) {
-                guard.cancel(false);
+                guard.interrupt();
             }
             writeLock.unlock();
         }
