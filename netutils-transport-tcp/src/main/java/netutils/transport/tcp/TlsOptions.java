@@ -9,9 +9,12 @@ import java.util.List;
 import java.util.Objects;
 import java.util.Optional;
 import java.util.Set;
+import netutils.api.Connection;
+import netutils.transport.tcp.internal.TcpConnection;
 import javax.net.ssl.KeyManager;
 import javax.net.ssl.KeyManagerFactory;
 import javax.net.ssl.SSLContext;
+import javax.net.ssl.SSLSession;
 import javax.net.ssl.TrustManager;
 import javax.net.ssl.TrustManagerFactory;
 
@@ -116,6 +119,16 @@ public record TlsOptions(SSLContext context, List<String> protocols, boolean hos
         } catch (IOException e) {
             throw new IOException("cannot load key store " + file + ": " + e.getMessage(), e);
         }
+    }
+
+    /**
+     * The TLS session of a connection of this transport: its protocol and cipher suite, and the peer's
+     * certificates ({@code session.getPeerPrincipal()} is who the client is, under mutual TLS).
+     *
+     * @return empty for a plaintext connection, or one of another transport
+     */
+    public static Optional<SSLSession> session(Connection connection) {
+        return connection instanceof TcpConnection tcp ? tcp.tlsSession() : Optional.empty();
     }
 
     /** Builds {@link TlsOptions}; each setter checks its value. */

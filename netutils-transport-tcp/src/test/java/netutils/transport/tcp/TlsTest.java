@@ -436,6 +436,7 @@ class TlsTest {
         assertThat(defaults.hostnameVerification()).isTrue();
         assertThat(defaults.requireClientCertificate()).isFalse();
         assertThat(TcpOptions.defaults().tls()).isEmpty();
+        assertThat(TlsOptions.session(netutils.api.testing.InMemoryConnection.pair().client())).isEmpty();
         assertThat(TcpOptions.builder().tls(defaults).build().toBuilder().plaintext().build()).isEqualTo(TcpOptions.defaults());
     }
 
@@ -471,7 +472,7 @@ class TlsTest {
     }
 
     private static SSLSession session(Connection connection) {
-        return ((TcpConnection) connection).tlsSession().orElseThrow();
+        return TlsOptions.session(connection).orElseThrow();
     }
 
     /** Forwards one connection; the server's bytes go back in pieces of at most {@code piece} bytes, with pauses. */
