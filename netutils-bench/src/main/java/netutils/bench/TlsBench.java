@@ -79,6 +79,8 @@ public final class TlsBench {
         }
         List<Side> sides = List.of(new Side("plaintext", null, null, payload), new Side("tls", serverTls, clientTls, payload));
         try {
+            TlsOptions.session(sides.get(1).echo).ifPresent(session -> System.out.printf("TLS: %s, %s%n",
+                    session.getProtocol(), session.getCipherSuite()));
             System.out.printf("%n1. one 256 MiB message, client to server: %d warm-up + %d measured each, interleaved%n",
                     warmupLarge, measuredLarge);
             // One message per side per round: adjacent messages make the pairs whose ratios count.
