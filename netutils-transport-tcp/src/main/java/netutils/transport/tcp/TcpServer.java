@@ -229,7 +229,9 @@ public final class TcpServer implements AutoCloseable {
             connection = wrap(socket);
         } catch (Throwable e) {
             closeQuietly(socket);
-            LOG.log(Level.INFO, () -> "refused a connection on " + address + ": " + e.getMessage()); // e.g. TLS
+            // A failed TLS handshake, mostly: its message names the client and the reason.
+            LOG.log(Level.INFO, () -> "refused a connection on " + address + ": "
+                    + (e instanceof IOException ? e.getMessage() : e.toString()));
             return;
         }
         if (!connectionSlots.tryAcquire()) {

@@ -159,7 +159,13 @@ class TlsTest {
     void aCertificateForAnotherHostIsRefusedUnlessThatNameIsAskedFor() throws Exception {
         KeyStore otherHost = ca.issue("stage.example", Instant.now().minus(Duration.ofHours(1)),
                 Instant.now().plus(Duration.ofDays(1)), new GeneralName(GeneralName.dNSName, "stage.example"));
-        try (TcpServer server = tlsServer(serverTls(otherHost).build(), ECHO)) {
+        java.util.List<String> namesAsked = new java.util.concurrent.CopyOnWriteArrayList<>();
+        ConnectionHandler recordSni = connection -> {
+            ((javax.net.ssl.ExtendedSSLSession) session(connection)).getRequestedServerNames()
+                    .forEach(name -> namesAsked.add(((javax.net.ssl.SNIHostName) name).getAsciiName()));
+            ECHO.handle(connection);
+        };
+        try (TcpServer server = tlsServer(serverTls(otherHost).build(), recordSni)) {
             assertThatThrownBy(() -> TcpClient.connect("127.0.0.1", server.port(), clientOptions(clientTls().build())))
                     .isInstanceOf(SSLHandshakeException.class)
                     .hasMessageContaining("does not name the host this client connected to")
@@ -170,6 +176,8 @@ class TlsTest {
                 assertThat(client.request(Message.of(MessageType.KV_INDEX, Tensor.scalar(1))).data().longValue())
                         .isEqualTo(1);
             }
+            assertThat(namesAsked).as("the SNI the server saw (an address is never sent as SNI)")
+                    .containsExactly("stage.example");
         }
     }
 
