@@ -83,9 +83,4 @@ final class IoWatchdog {
             target.onStall("write", writeTimeout);
         }
     }
-
-    /** Runs {@code action} once after {@code delay} on the watchdog's thread: a bound on a blocking call. */
-    static ScheduledFuture<?> schedule(Runnable action, Duration delay) {
-        return SCHEDULER.schedule(action, delay.toNanos(), TimeUnit.NANOSECONDS);
-    }
 }
