@@ -94,9 +94,13 @@ public final class TcpClient {
         SocketChannel channel = SocketChannel.open();
         try {
             channel.socket().connect(address, (int) Math.min(Integer.MAX_VALUE, options.connectTimeout().toMillis()));
-            return TcpConnection.open(channel, options);
+            return TcpConnection.openClient(channel, options, address.getHostString());
         } catch (SocketTimeoutException e) {
+            boolean handshaking = channel.isConnected(); // the TLS handshake's timeout, which says so itself
             channel.close();
+            if (handshaking) {
+                throw e;
+            }
             SocketTimeoutException timeout = new SocketTimeoutException("cannot connect to " + address + ": no answer within "
                     + options.connectTimeout());
             timeout.initCause(e);

@@ -38,6 +38,7 @@ import netutils.api.wire.Serializers;
  * <tr><td>serializer</td><td>empty: answer in the serializer of the last frame received, JSON before any</td>
  *     <td>the envelope format of sent frames</td></tr>
  * <tr><td>checksum</td><td>off</td><td>append a CRC32C to sent frames (received ones are checked whenever flagged)</td></tr>
+ * <tr><td>tls</td><td>none: plaintext</td><td>TLS or mutual TLS, see {@link TlsOptions}</td></tr>
  * </table>
  *
  * @param connectTimeout how long a connect may take
@@ -53,11 +54,12 @@ import netutils.api.wire.Serializers;
  * @param maxEnvelopeBytes the largest envelope accepted
  * @param serializer the name of the serializer of sent frames; empty to answer in the peer's (JSON before any)
  * @param checksum whether sent frames carry a CRC32C of the body
+ * @param tls TLS for the connection; empty for plaintext
  */
 public record TcpOptions(Duration connectTimeout, Duration readTimeout, Duration writeTimeout, Duration idleTimeout,
         Duration requestTimeout, Duration keepaliveInterval, Duration keepaliveTimeout, long minTransferRate,
-        long maxFrameBytes,
-        int maxEnvelopeBytes, Optional<String> serializer, boolean checksum) {
+        long maxFrameBytes, int maxEnvelopeBytes, Optional<String> serializer, boolean checksum,
+        Optional<TlsOptions> tls) {
     private static final TcpOptions DEFAULTS = builder().build();
 
     /** Checks every setting; the builder is the friendlier way to make options. */
@@ -83,6 +85,7 @@ public record TcpOptions(Duration connectTimeout, Duration readTimeout, Duration
         }
         Objects.requireNonNull(serializer, "serializer");
         serializer.ifPresent(Serializers::byName); // refuses now, naming the module to add, not at the first send
+        Objects.requireNonNull(tls, "tls");
     }
 
     /** {@return the default options, as listed in the table above} */
@@ -110,6 +113,7 @@ public record TcpOptions(Duration connectTimeout, Duration readTimeout, Duration
         b.maxEnvelopeBytes = maxEnvelopeBytes;
         b.serializer = serializer;
         b.checksum = checksum;
+        b.tls = tls;
         return b;
     }
 
@@ -139,6 +143,7 @@ public record TcpOptions(Duration connectTimeout, Duration readTimeout, Duration
         private int maxEnvelopeBytes = 16 << 20;
         private Optional<String> serializer = Optional.empty();
         private boolean checksum;
+        private Optional<TlsOptions> tls = Optional.empty();
 
         private Builder() {
         }
@@ -315,7 +320,22 @@ public record TcpOptions(Duration connectTimeout, Duration readTimeout, Duration
         public TcpOptions build() {
             return new TcpOptions(connectTimeout, readTimeout, writeTimeout, idleTimeout, requestTimeout,
                     keepaliveInterval, keepaliveTimeout, minTransferRate, maxFrameBytes, maxEnvelopeBytes, serializer,
-                    checksum);
+                    checksum, tls);
+        }
+
+        /**
+         * TLS for the connection (a client's trust, a server's certificate, mutual TLS): both peers must use it.
+         * A plaintext peer on the other side fails at once with a message saying so.
+         */
+        public Builder tls(TlsOptions options) {
+            this.tls = Optional.of(Objects.requireNonNull(options, "options"));
+            return this;
+        }
+
+        /** No TLS: plaintext, the default. */
+        public Builder plaintext() {
+            this.tls = Optional.empty();
+            return this;
         }
     }
 }

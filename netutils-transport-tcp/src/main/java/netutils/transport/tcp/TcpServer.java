@@ -152,20 +152,33 @@ public final class TcpServer implements AutoCloseable {
 
     /**
      * Waits for the next connection and returns it; the caller serves and closes it. Connections accepted this
-     * way share the server's bytes-in-flight budget but not its connection limit.
+     * way share the server's bytes-in-flight budget but not its connection limit. With TLS the handshake runs
+     * here, on the caller's thread (at most {@link TlsOptions#handshakeTimeout()} per client); a client that fails
+     * it is logged and closed, and the wait goes on for the next one.
      *
      * @return the new connection, open
      * @throws ConnectionClosedException if the server is closed
      * @throws IOException if accepting fails otherwise
      */
     public Connection accept() throws IOException {
-        SocketChannel socket;
-        try {
-            socket = channel.accept();
-        } catch (ClosedChannelException e) {
-            throw new ConnectionClosedException("server on " + address + " is closed");
+        while (true) {
+            SocketChannel socket;
+            try {
+                socket = channel.accept();
+            } catch (ClosedChannelException e) {
+                throw new ConnectionClosedException("server on " + address + " is closed");
+            }
+            TcpConnection connection;
+            try {
+                connection = wrap(socket);
+            } catch (IOException e) {
+                // One client that fails its handshake (or resets at once) must not end the caller's accept loop.
+                closeQuietly(socket);
+                LOG.log(Level.INFO, () -> "refused a connection on " + address + ": " + e.getMessage());
+                continue;
+            }
+            return track(connection);
         }
-        return track(wrap(socket));
     }
 
     /**
@@ -258,6 +271,9 @@ public final class TcpServer implements AutoCloseable {
             connection = wrap(socket);
         } catch (Throwable e) {
             closeQuietly(socket);
+            // A failed TLS handshake, mostly: its message names the client and the reason.
+            LOG.log(Level.INFO, () -> "refused a connection on " + address + ": "
+                    + (e instanceof IOException ? e.getMessage() : e.toString()));
             return;
         }
         InetAddress remote = remoteAddress(socket);

@@ -15,7 +15,8 @@ import netutils.api.wire.EncodedFrame;
  * The writing half of a TCP connection, symmetric to {@link ChannelSource}. Frames go out whole, one at a time
  * (a lock); a small frame is gathered into one direct scratch buffer and sent with one system call, a large one
  * is written straight from tensor memory with gathering writes of at most {@link ChannelSource#IO_CALL} bytes
- * per call. The {@link IoWatchdog} ends a write that makes no progress.
+ * per call. The {@link IoWatchdog} ends a write that makes no progress. Over TLS the same writes go through a
+ * {@link TlsChannel}, which encrypts them.
  */
 final class ChannelSink {
     private static final int SCRATCH_SIZE = 64 * 1024;
@@ -26,10 +27,17 @@ final class ChannelSink {
     private final IoWatchdog watchdog;
     private final ReentrantLock lock = new ReentrantLock();
     private final ByteBuffer scratch = ByteBuffer.allocateDirect(SCRATCH_SIZE); // guarded by lock
+    /** TLS over the channel, or {@code null} for plaintext. */
+    private final TlsChannel tls;
 
     ChannelSink(SocketChannel channel, IoWatchdog watchdog) {
+        this(channel, null, watchdog);
+    }
+
+    ChannelSink(SocketChannel channel, TlsChannel tls, IoWatchdog watchdog) {
         this.channel = channel;
         this.watchdog = watchdog;
+        this.tls = tls;
     }
 
     /** Whether a frame is being written now. */
@@ -45,7 +53,7 @@ final class ChannelSink {
                 frame.copyTo(MemorySegment.ofBuffer(scratch.clear()));
                 scratch.limit((int) frame.frameLength());
                 while (scratch.hasRemaining()) {
-                    progress(channel.write(scratch));
+                    progress(tls == null ? channel.write(scratch) : tls.write(scratch));
                 }
                 return;
             }
@@ -76,7 +84,7 @@ final class ChannelSink {
                 bytes += buffers[first + count].remaining();
                 count++;
             }
-            progress(channel.write(buffers, first, count));
+            progress(tls == null ? channel.write(buffers, first, count) : tls.write(buffers, first, count));
             while (first < buffers.length && !buffers[first].hasRemaining()) {
                 first++;
             }

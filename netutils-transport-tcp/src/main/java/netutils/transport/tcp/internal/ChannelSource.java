@@ -7,6 +7,7 @@ import java.net.Socket;
 import java.net.SocketTimeoutException;
 import java.nio.ByteBuffer;
 import java.nio.channels.SocketChannel;
+import netutils.api.ProtocolException;
 import netutils.api.wire.FrameSource;
 
 /**
@@ -18,6 +19,9 @@ import netutils.api.wire.FrameSource;
  *
  * <p>Waiting with a timeout uses the socket's own timed read (a channel has none) and leaves the connection
  * usable when nothing arrived. Every read inside a frame is watched by the {@link IoWatchdog}.
+ *
+ * <p>Over TLS the same reads go through a {@link TlsChannel}, which decrypts into this buffer or straight into a
+ * tensor's memory; over plaintext the only extra cost is a null check per read.
  */
 final class ChannelSource implements FrameSource {
     static final int BUFFER_SIZE = 64 * 1024;
@@ -43,12 +47,21 @@ final class ChannelSource implements FrameSource {
     private final MemorySegment bufferMemory = MemorySegment.ofBuffer(buffer.duplicate().clear());
     /** Timed reads go through the socket's stream, which reads into an array. */
     private final byte[] timedChunk = new byte[BUFFER_SIZE];
+    /** TLS over the channel, or {@code null} for plaintext. */
+    private final TlsChannel tls;
+    /** Whether the first frame's start was looked at (for a TLS peer talking to this plaintext side). */
+    private boolean sawFirstFrame;
 
     ChannelSource(SocketChannel channel, IoWatchdog watchdog) throws IOException {
+        this(channel, null, watchdog);
+    }
+
+    ChannelSource(SocketChannel channel, TlsChannel tls, IoWatchdog watchdog) throws IOException {
         this.channel = channel;
         this.socket = channel.socket();
         this.timedInput = socket.getInputStream();
         this.watchdog = watchdog;
+        this.tls = tls;
     }
 
     /**
@@ -60,7 +73,13 @@ final class ChannelSource implements FrameSource {
             return Arrival.FRAME;
         }
         int count;
-        if (waitNanos == Long.MAX_VALUE) {
+        if (tls != null) {
+            // Decrypted bytes, or whole records, may already be buffered: the TLS channel looks there first, and a
+            // wait that times out mid-record keeps the ciphertext it got.
+            buffer.clear();
+            count = tls.read(buffer, waitNanos);
+            buffer.flip();
+        } else if (waitNanos == Long.MAX_VALUE) {
             buffer.clear();
             count = channel.read(buffer);
             buffer.flip();
@@ -83,6 +102,10 @@ final class ChannelSource implements FrameSource {
     public boolean readFrameStart(ByteBuffer header) throws IOException {
         if (!buffer.hasRemaining() && awaitFrame(Long.MAX_VALUE) == Arrival.END) {
             return false;
+        }
+        if (!sawFirstFrame) {
+            sawFirstFrame = true;
+            refuseTlsPeer();
         }
         readFully(header);
         return true;
@@ -121,13 +144,27 @@ final class ChannelSource implements FrameSource {
     private int watchedRead(ByteBuffer destination) throws IOException {
         watchdog.readStarted();
         try {
-            int count = channel.read(destination);
+            int count = tls == null ? channel.read(destination) : tls.read(destination, Long.MAX_VALUE);
             if (count > 0) {
                 watchdog.frameProgress(count);
             }
             return count;
         } finally {
             watchdog.readEnded();
+        }
+    }
+
+    /**
+     * A TLS client's first bytes are a handshake record, 0x16 then major version 3, where this plaintext side
+     * expects "NU": say so, instead of "bad magic 0x1603". The peer is told with a plaintext {@code error} frame,
+     * which its TLS handshake takes for a plaintext answer at once.
+     */
+    private void refuseTlsPeer() throws ProtocolException {
+        if (tls == null && buffer.remaining() >= 2 && buffer.get(buffer.position()) == 0x16
+                && buffer.get(buffer.position() + 1) == 0x03) {
+            throw new ProtocolException(ProtocolException.Kind.BAD_MAGIC, "the peer speaks TLS: a TLS handshake "
+                    + "record (0x16 0x03) arrived where a netutils frame (\"NU\") was expected; this side is plaintext, "
+                    + "so configure TLS here too (TcpOptions.builder().tls(...)) or connect without it");
         }
     }
 }

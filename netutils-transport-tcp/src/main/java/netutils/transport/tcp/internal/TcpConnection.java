@@ -42,15 +42,17 @@ public final class TcpConnection extends AbstractConnection {
     private volatile boolean frameInProgress;
     private final BooleanSupplier draining;
     private final long drainPollNanos;
+    private final TlsChannel tls; // null: plaintext
 
-    private TcpConnection(SocketChannel channel, String peer, TcpOptions options, ByteBudget budget,
+    private TcpConnection(SocketChannel channel, TlsChannel tls, String peer, TcpOptions options, ByteBudget budget,
             BooleanSupplier draining, Duration drainPoll) throws IOException {
         super(peer, options.requestTimeout(), options.keepaliveInterval(), options.keepaliveTimeout());
         this.channel = channel;
+        this.tls = tls;
         this.watchdog = new IoWatchdog(options.readTimeout(), options.writeTimeout(), options.minTransferRate(),
                 options.readTimeout().isZero() ? Duration.ofSeconds(10) : options.readTimeout(), this::onStall);
-        this.source = new ChannelSource(channel, watchdog);
-        this.sink = new ChannelSink(channel, watchdog);
+        this.source = new ChannelSource(channel, tls, watchdog);
+        this.sink = new ChannelSink(channel, tls, watchdog);
         this.limits = new FrameDecoder.Limits(options.maxFrameBytes(), options.maxEnvelopeBytes());
         this.budget = budget;
         this.fixedSerializer = options.serializer().map(Serializers::byName).orElse(null);
@@ -60,13 +62,14 @@ public final class TcpConnection extends AbstractConnection {
         this.drainPollNanos = drainPoll.toNanos();
     }
 
-    /** A client's connection. */
+    /** A client's connection; with TLS, the server's certificate must name the address it is connected to. */
     public static TcpConnection open(SocketChannel channel, TcpOptions options) throws IOException {
-        return open(channel, options, null, null, Duration.ZERO);
+        var remote = (java.net.InetSocketAddress) channel.getRemoteAddress();
+        return openClient(channel, options, remote.getHostString());
     }
 
     /**
-     * The one way to make a connection, for clients and servers alike.
+     * A server's connection (with TLS, the server side of the handshake).
      *
      * @param budget the server's bytes-in-flight budget, or {@code null} (clients)
      * @param draining true once the server shuts down: the connection then ends when no frame has begun;
@@ -78,7 +81,8 @@ public final class TcpConnection extends AbstractConnection {
         channel.configureBlocking(true);
         channel.setOption(StandardSocketOptions.TCP_NODELAY, true);
         channel.setOption(StandardSocketOptions.SO_KEEPALIVE, true);
-        return new TcpConnection(channel, String.valueOf(channel.getRemoteAddress()), options, budget, draining,
+        TlsChannel tls = options.tls().isPresent() ? TlsChannel.handshake(channel, options.tls().get(), null) : null;
+        return new TcpConnection(channel, tls, String.valueOf(channel.getRemoteAddress()), options, budget, draining,
                 drainPoll);
     }
 
@@ -269,6 +273,9 @@ public final class TcpConnection extends AbstractConnection {
 
     @Override
     protected void closeTransport() throws IOException {
+        if (tls != null) {
+            tls.close(); // close_notify, best effort and bounded in time
+        }
         watchdog.stop();
         try {
             channel.close();
@@ -280,5 +287,26 @@ public final class TcpConnection extends AbstractConnection {
     @Override
     public String toString() {
         return "TcpConnection[" + peer() + (isOpen() ? "" : ", closed") + "]";
+    }
+
+    /**
+     * A client's connection to {@code serverHost}: with TLS, the handshake verifies the server's certificate against
+     * that name (or the options' {@code serverName}) and sends it as SNI.
+     */
+    public static TcpConnection openClient(SocketChannel channel, TcpOptions options, String serverHost)
+            throws IOException {
+        channel.configureBlocking(true);
+        channel.setOption(StandardSocketOptions.TCP_NODELAY, true);
+        channel.setOption(StandardSocketOptions.SO_KEEPALIVE, true);
+        TlsChannel tls = options.tls().isPresent()
+                ? TlsChannel.handshake(channel, options.tls().get(), java.util.Objects.requireNonNull(serverHost))
+                : null;
+        return new TcpConnection(channel, tls, String.valueOf(channel.getRemoteAddress()), options, null, null,
+                Duration.ZERO);
+    }
+
+    /** The TLS session (protocol, cipher suite, the peer's certificates), or empty for a plaintext connection. */
+    public java.util.Optional<javax.net.ssl.SSLSession> tlsSession() {
+        return tls == null ? java.util.Optional.empty() : java.util.Optional.of(tls.session());
     }
 }
