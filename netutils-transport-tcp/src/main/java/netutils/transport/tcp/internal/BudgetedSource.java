@@ -12,11 +12,14 @@ import netutils.api.wire.FrameSource;
 final class BudgetedSource implements FrameSource {
     private final FrameSource source;
     private final ByteBudget budget;
+    private final long bodyLength;
     private long held;
 
-    BudgetedSource(FrameSource source, ByteBudget budget) {
+    /** Reserves at most {@code bodyLength}: the checksum trailer after the body is not a body byte. */
+    BudgetedSource(FrameSource source, ByteBudget budget, long bodyLength) {
         this.source = source;
         this.budget = budget;
+        this.bodyLength = bodyLength;
     }
 
     @Override
@@ -29,8 +32,11 @@ final class BudgetedSource implements FrameSource {
         long done = 0;
         while (done < destination.byteSize()) {
             long length = Math.min(ChannelSource.IO_CALL, destination.byteSize() - done);
-            budget.acquire(length);
-            held += length;
+            long reserve = Math.min(length, bodyLength - held);
+            if (reserve > 0) {
+                budget.acquire(reserve);
+                held += reserve;
+            }
             long got = source.readFully(destination.asSlice(done, length));
             done += got;
             if (got < length) {

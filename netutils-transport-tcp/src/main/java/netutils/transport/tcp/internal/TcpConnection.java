@@ -187,7 +187,7 @@ public final class TcpConnection extends AbstractConnection {
      */
     private Message readBody(FrameHeader header, SegmentAllocator tensorMemory) throws IOException {
         BudgetedSource budgeted = budget != null && header.bodyLength() > ChannelSource.IO_CALL
-                ? new BudgetedSource(source, budget) : null;
+                ? new BudgetedSource(source, budget, header.bodyLength()) : null;
         watchdog.frameStarted();
         try {
             FrameDecoder.Decoded decoded = FrameDecoder.readBody(budgeted != null ? budgeted : source, header, limits,
