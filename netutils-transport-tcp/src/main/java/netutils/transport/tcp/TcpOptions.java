@@ -326,13 +326,20 @@ public record TcpOptions(Duration connectTimeout, Duration readTimeout, Duration
         /**
          * TLS for the connection (a client's trust, a server's certificate, mutual TLS): both peers must use it.
          * A plaintext peer on the other side fails at once with a message saying so.
+         *
+         * @param options the TLS settings
+         * @return this builder
          */
         public Builder tls(TlsOptions options) {
             this.tls = Optional.of(Objects.requireNonNull(options, "options"));
             return this;
         }
 
-        /** No TLS: plaintext, the default. */
+        /**
+         * No TLS: plaintext, the default.
+         *
+         * @return this builder
+         */
         public Builder plaintext() {
             this.tls = Optional.empty();
             return this;

@@ -101,7 +101,11 @@ public record TlsOptions(SSLContext context, List<String> protocols, boolean hos
         }
     }
 
-    /** A builder: TLS 1.3, hostname verification on, the JDK's trusted CAs, no key material yet. */
+    /**
+     * A builder: TLS 1.3, hostname verification on, the JDK's trusted CAs, no key material yet.
+     *
+     * @return a new builder with those defaults
+     */
     public static Builder builder() {
         return new Builder();
     }
@@ -110,6 +114,9 @@ public record TlsOptions(SSLContext context, List<String> protocols, boolean hos
      * Loads a key store file (PKCS#12, or the JDK's JKS), of either key material (a certificate with its private
      * key) or trusted certificates; the type is detected from the file.
      *
+     * @param file the key store file (PKCS#12 or JKS)
+     * @param password the store's password
+     * @return the loaded key store
      * @throws IOException if the file cannot be read, or the password is wrong
      * @throws GeneralSecurityException if the file is not a key store this JDK reads
      */
@@ -125,6 +132,7 @@ public record TlsOptions(SSLContext context, List<String> protocols, boolean hos
      * The TLS session of a connection of this transport: its protocol and cipher suite, and the peer's
      * certificates ({@code session.getPeerPrincipal()} is who the client is, under mutual TLS).
      *
+     * @param connection a connection made by this transport
      * @return empty for a plaintext connection, or one of another transport
      */
     public static Optional<SSLSession> session(Connection connection) {
@@ -149,7 +157,9 @@ public record TlsOptions(SSLContext context, List<String> protocols, boolean hos
          * This side's certificate chain and private key, from {@code store} (see {@link #loadKeyStore}). A server
          * needs one; a client needs one when the server requires client certificates.
          *
+         * @param store the key store holding this side's private key and certificate chain
          * @param password the password of the keys in the store
+         * @return this builder
          * @throws IllegalArgumentException if the keys cannot be read with {@code password}
          */
         public Builder keyStore(KeyStore store, char[] password) {
@@ -165,7 +175,12 @@ public record TlsOptions(SSLContext context, List<String> protocols, boolean hos
             return this;
         }
 
-        /** This side's key material as key managers, for keys that do not live in a {@link KeyStore}. */
+        /**
+         * This side's key material as key managers, for keys that do not live in a {@link KeyStore}.
+         *
+         * @param managers the key managers to use
+         * @return this builder
+         */
         public Builder keyManagers(KeyManager... managers) {
             this.keyManagers = managers.clone();
             return this;
@@ -175,6 +190,8 @@ public record TlsOptions(SSLContext context, List<String> protocols, boolean hos
          * The certificates this side trusts to sign its peer's certificate (for a client, the server's; for a
          * server that requires client certificates, the clients'). Default: the JDK's trusted CAs.
          *
+         * @param store the certificates of the CAs to trust
+         * @return this builder
          * @throws IllegalArgumentException if the store cannot be used as a trust store
          */
         public Builder trustStore(KeyStore store) {
@@ -189,7 +206,12 @@ public record TlsOptions(SSLContext context, List<String> protocols, boolean hos
             return this;
         }
 
-        /** This side's trust decisions as trust managers. */
+        /**
+         * This side's trust decisions as trust managers.
+         *
+         * @param managers the trust managers to use
+         * @return this builder
+         */
         public Builder trustManagers(TrustManager... managers) {
             this.trustManagers = managers.clone();
             return this;
@@ -198,13 +220,20 @@ public record TlsOptions(SSLContext context, List<String> protocols, boolean hos
         /**
          * A ready {@link SSLContext} (keys, trust and session caches), instead of {@link #keyStore},
          * {@link #trustStore} and the manager setters.
+         *
+         * @param context the context to make engines from
+         * @return this builder
          */
         public Builder sslContext(SSLContext context) {
             this.context = Objects.requireNonNull(context, "context");
             return this;
         }
 
-        /** Accepts and offers TLS 1.2 as well as TLS 1.3 (for peers that lack 1.3); older versions never. */
+        /**
+         * Accepts and offers TLS 1.2 as well as TLS 1.3 (for peers that lack 1.3); older versions never.
+         *
+         * @return this builder
+         */
         public Builder allowTls12() {
             this.protocols = List.of(TLS_1_3, TLS_1_2);
             return this;
@@ -214,6 +243,9 @@ public record TlsOptions(SSLContext context, List<String> protocols, boolean hos
          * Whether a client checks that the server's certificate names the server (default: yes). Turning it off
          * lets anyone with a certificate from a trusted CA impersonate the server; do it only when the trust store
          * holds nothing but the certificates of the servers themselves.
+         *
+         * @param verify whether to check the server's name
+         * @return this builder
          */
         public Builder hostnameVerification(boolean verify) {
             this.hostnameVerification = verify;
@@ -223,6 +255,9 @@ public record TlsOptions(SSLContext context, List<String> protocols, boolean hos
         /**
          * The name a client expects in the server's certificate and sends as SNI, when it differs from the host it
          * connects to (an IP address, a load balancer).
+         *
+         * @param name the host name the certificate must name
+         * @return this builder
          */
         public Builder serverName(String name) {
             if (name.isBlank()) {
@@ -232,18 +267,32 @@ public record TlsOptions(SSLContext context, List<String> protocols, boolean hos
             return this;
         }
 
-        /** A server refuses clients that present no certificate signed by a CA it trusts: mutual TLS. */
+        /**
+         * A server refuses clients that present no certificate signed by a CA it trusts: mutual TLS.
+         *
+         * @return this builder
+         */
         public Builder requireClientCertificate() {
             return requireClientCertificate(true);
         }
 
-        /** Whether a server refuses clients without a trusted certificate. */
+        /**
+         * Whether a server refuses clients without a trusted certificate.
+         *
+         * @param require true for mutual TLS
+         * @return this builder
+         */
         public Builder requireClientCertificate(boolean require) {
             this.requireClientCertificate = require;
             return this;
         }
 
-        /** How long the handshake of a new connection may take (positive). */
+        /**
+         * How long the handshake of a new connection may take (positive).
+         *
+         * @param timeout the longest handshake
+         * @return this builder
+         */
         public Builder handshakeTimeout(Duration timeout) {
             if (timeout.isNegative() || timeout.isZero()) {
                 throw new IllegalArgumentException("handshakeTimeout must be positive, got " + timeout);
@@ -255,6 +304,7 @@ public record TlsOptions(SSLContext context, List<String> protocols, boolean hos
         /**
          * The options.
          *
+         * @return the options
          * @throws IllegalStateException if both an {@link SSLContext} and key or trust material were given, or the
          *     JDK has no TLS
          */
