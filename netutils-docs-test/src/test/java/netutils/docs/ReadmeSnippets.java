@@ -65,6 +65,15 @@ final class ReadmeSnippets {
                 }
             }
             String body = String.join("\n", rest);
+            // A context may name imports too, for a block whose prose lists them instead of showing them.
+            StringBuilder members = new StringBuilder();
+            for (String line : context.split("\n", -1)) {
+                if (line.strip().startsWith("import ")) {
+                    imports.add(line.strip());
+                } else {
+                    members.append(line).append('\n');
+                }
+            }
             StringBuilder source = new StringBuilder("package readme.snippets;\n\n");
             imports.forEach(i -> source.append(i).append('\n'));
             source.append('\n');
@@ -73,7 +82,7 @@ final class ReadmeSnippets {
                 return source.append(body).append('\n').toString();
             }
             return source.append("class ").append(className()).append(" {\n")
-                    .append(context).append('\n')
+                    .append(members)
                     .append("    void snippet() throws Exception {\n")
                     .append(body).append('\n')
                     .append("    }\n}\n").toString();
