@@ -375,4 +375,31 @@ class ResourceAttackTest {
             return entries.count();
         }
     }
+
+    @Test
+    void aHandlerThatRunsOutOfMemoryEndsItsConnectionAndTheServerGoesOn() throws Exception {
+        // What a server that keeps every received KV_cache meets when memory runs out: the Error ends that
+        // connection (with its socket and memory), and new connections are accepted and served.
+        ConnectionHandler hoarding = ConnectionHandler.ofRequests(request -> {
+            if (request.type().equals(MessageType.KV_CACHE)) {
+                throw new OutOfMemoryError("simulated: no memory left for another stored KV cache");
+            }
+            return request;
+        });
+        try (TcpServer server = TcpServer.bind(loopback(), TcpOptions.defaults()).serve(hoarding)) {
+            for (int i = 0; i < 5; i++) {
+                try (Connection hoarder = TcpClient.connect("127.0.0.1", server.port())) {
+                    Message store = Message.builder(MessageType.KV_CACHE).id("kv-" + i)
+                            .tensor("k", Tensor.zeros(DType.BF16, 1, 8, 64, 128)).build();
+                    assertThatThrownBy(() -> hoarder.request(store, SERVED_WITHIN)).isInstanceOf(IOException.class);
+                }
+            }
+            goodClientIsServed(server);
+            long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(5);
+            while (server.connectionCount() > 0 && System.nanoTime() < deadline) {
+                Thread.sleep(20);
+            }
+            assertThat(server.connectionCount()).as("the failed connections are closed and forgotten").isZero();
+        }
+    }
 }
