@@ -402,4 +402,43 @@ class ResourceAttackTest {
             assertThat(server.connectionCount()).as("the failed connections are closed and forgotten").isZero();
         }
     }
+
+    @Test
+    void aThousandClientsVanishingMidAnswerLeaveNoMemoryThreadOrDescriptorBehind() throws Exception {
+        ConnectionHandler bigAnswers = ConnectionHandler.ofRequests(request -> request.type().equals(MessageType.MASK)
+                ? Message.of(MessageType.KV_CACHE, Tensor.zeros(DType.U8, 4 << 20)) : request);
+        try (TcpServer server = TcpServer.bind(loopback(), TcpOptions.defaults()).serve(bigAnswers)) {
+            goodClientIsServed(server); // warm up
+            System.gc();
+            Thread.sleep(200);
+            long rssBefore = residentBytes();
+            long descriptorsBefore = descriptors();
+            int threadsBefore = platformThreads();
+            byte[] request = netutils.api.wire.Frames.toRawMessage(Message.of(MessageType.MASK));
+            for (int batch = 0; batch < 10; batch++) {
+                List<Socket> clients = open(100, server.port());
+                for (Socket client : clients) {
+                    client.getOutputStream().write(request);
+                }
+                for (Socket client : clients) {
+                    client.getInputStream().read(new byte[4096]); // the answer has begun: vanish mid-answer
+                    client.setSoLinger(true, 0);
+                }
+                closeAll(clients);
+            }
+            goodClientIsServed(server);
+            long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(10);
+            while ((server.connectionCount() > 0 || descriptors() > descriptorsBefore + 2)
+                    && System.nanoTime() < deadline) {
+                Thread.sleep(50);
+            }
+            System.gc();
+            Thread.sleep(500);
+            assertThat(server.connectionCount()).isZero();
+            assertThat(descriptors()).as("open descriptors").isLessThanOrEqualTo(descriptorsBefore + 2);
+            assertThat(platformThreads()).as("platform threads").isLessThanOrEqualTo(threadsBefore + 2);
+            assertThat(residentBytes() - rssBefore).as("resident memory left after 1,000 vanished clients and a GC")
+                    .isLessThan(128L << 20);
+        }
+    }
 }
