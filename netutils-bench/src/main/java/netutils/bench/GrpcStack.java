@@ -114,10 +114,6 @@ final class GrpcStack extends Stack {
         return large;
     }
 
-    @Override
-    boolean small() {
-        return !large;
-    }
 
     @Override
     void sendLarge() {

@@ -134,10 +134,6 @@ final class NettyStack extends Stack {
         return large;
     }
 
-    @Override
-    boolean small() {
-        return !large;
-    }
 
     @Override
     void sendLarge() throws Exception {

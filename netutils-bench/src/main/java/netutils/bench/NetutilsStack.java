@@ -97,10 +97,6 @@ final class NetutilsStack extends Stack {
         return receive != null;
     }
 
-    @Override
-    boolean small() {
-        return receive == null;
-    }
 
     @Override
     void sendLarge() throws IOException {

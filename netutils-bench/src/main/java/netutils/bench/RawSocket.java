@@ -73,10 +73,6 @@ final class RawSocket extends Stack {
         return large;
     }
 
-    @Override
-    boolean small() {
-        return !large;
-    }
 
     @Override
     void sendLarge() throws IOException {

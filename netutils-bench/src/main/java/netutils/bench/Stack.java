@@ -20,7 +20,9 @@ abstract class Stack implements AutoCloseable {
     abstract boolean large();
 
     /** Whether {@link #roundTrip} is measured for this stack. */
-    abstract boolean small();
+    boolean small() {
+        return !large(); // every stack measures one of the two
+    }
 
     /** Sends one 256 MiB message and waits until the server has all of it and said so. */
     void sendLarge() throws Exception {

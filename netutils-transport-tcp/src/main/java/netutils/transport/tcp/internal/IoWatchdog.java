@@ -40,10 +40,6 @@ final class IoWatchdog {
     private volatile long frameSince;
     private volatile long frameBytes;
 
-    IoWatchdog(Duration readTimeout, Duration writeTimeout, Target target) {
-        this(readTimeout, writeTimeout, 0, Duration.ZERO, target);
-    }
-
     /**
      * @param minBytesPerSecond the slowest average a frame may arrive at once it is older than
      *     {@code rateGrace}; 0 for no minimum
