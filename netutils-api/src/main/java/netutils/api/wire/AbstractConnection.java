@@ -165,6 +165,15 @@ public abstract class AbstractConnection implements Connection {
     }
 
     /**
+     * Called on the connection's timer, about four times a second or more often with a short keepalive: a
+     * transport checks its own timeouts here (for instance an idle timeout that ends a blocked wait).
+     *
+     * @param now {@link System#nanoTime()} at the tick
+     */
+    protected void onTimerTick(long now) {
+    }
+
+    /**
      * Closes the transport; called once.
      *
      * @throws IOException if closing fails; the connection counts as closed all the same
@@ -593,6 +602,7 @@ public abstract class AbstractConnection implements Connection {
             return;
         }
         long now = System.nanoTime();
+        onTimerTick(now);
         if (transferring()) {
             lastReceivedNanos = now; // bytes are moving: the peer is alive, the I/O timeouts watch the transfer
             pingSentNanos = 0;

@@ -51,7 +51,6 @@ import netutils.transport.tcp.internal.TcpConnection;
 public final class TcpServer implements AutoCloseable {
     private static final System.Logger LOG = System.getLogger(TcpServer.class.getName());
     /** How often a draining connection's reader checks for the end of the grace period. */
-    private static final Duration DRAIN_POLL = Duration.ofMillis(200);
 
     private final ServerSocketChannel channel;
     private final TcpServerOptions options;
@@ -366,7 +365,7 @@ public final class TcpServer implements AutoCloseable {
     }
 
     private TcpConnection wrap(SocketChannel socket) throws IOException {
-        return TcpConnection.open(socket, connectionOptions, budget, () -> closing, DRAIN_POLL);
+        return TcpConnection.open(socket, connectionOptions, budget, () -> closing);
     }
 
     private TcpConnection track(TcpConnection connection) {
@@ -386,6 +385,9 @@ public final class TcpServer implements AutoCloseable {
     public void close() throws IOException {
         closing = true;
         channel.close();
+        for (TcpConnection connection : live) {
+            connection.endIfWaiting(); // waits between frames end now; a frame under way is answered first
+        }
         long deadline = System.nanoTime() + options.shutdownGrace().toNanos();
         while (!live.isEmpty() && System.nanoTime() < deadline) {
             try {

@@ -321,7 +321,7 @@ class TlsTest {
                 java.nio.channels.SocketChannel accepted = listener.accept()) {
             http.getOutputStream().write("GET / HTTP/1.1\r\n\r\n".getBytes(java.nio.charset.StandardCharsets.US_ASCII));
             assertThatThrownBy(() -> TcpConnection.open(accepted, clientOptions(serverTls(serverKeys).build()), null,
-                    null, Duration.ZERO))
+                    null))
                     .isInstanceOf(SSLHandshakeException.class)
                     .hasMessageContaining("the client 127.0.0.1:" + http.getLocalPort() + " does not speak TLS: it "
                             + "opened with bytes 47 45 54 20 2F 20 48 54 (\"GET / HT\")");

@@ -29,6 +29,9 @@ final class ChannelSink {
     private final ByteBuffer scratch = ByteBuffer.allocateDirect(SCRATCH_SIZE); // guarded by lock
     /** TLS over the channel, or {@code null} for plaintext. */
     private final TlsChannel tls;
+    /** Waits until a non-blocking channel takes bytes again; made when first needed (under lock). */
+    private volatile Readiness writable;
+    private volatile boolean closed;
 
     ChannelSink(SocketChannel channel, IoWatchdog watchdog) {
         this(channel, null, watchdog);
@@ -91,9 +94,29 @@ final class ChannelSink {
         }
     }
 
-    private void progress(long written) {
+    private void progress(long written) throws IOException {
         if (written > 0) {
             watchdog.writeStarted(); // progress: the stall clock starts again
+        } else if (written == 0 && !channel.isBlocking()) {
+            // A non-blocking channel's send buffer is full: wait until the peer has read some (the watchdog ends a
+            // wait that lasts too long).
+            Readiness waiting = writable;
+            if (waiting == null) {
+                writable = waiting = Readiness.toWrite(channel);
+                if (closed) {
+                    waiting.close();
+                }
+            }
+            waiting.await(Long.MAX_VALUE);
+        }
+    }
+
+    /** Wakes a writer waiting on a non-blocking channel; called once the channel is closed. */
+    void close() throws IOException {
+        closed = true; // a writer making its Readiness after this closes it itself
+        Readiness waiting = writable;
+        if (waiting != null) {
+            waiting.close();
         }
     }
 }

@@ -17,8 +17,10 @@ import netutils.api.wire.FrameSource;
  * {@link #IO_CALL} bytes: a plain socket moved 256 MiB fastest that way here (one call for everything ran at
  * 0.73 of it).
  *
- * <p>Waiting with a timeout uses the socket's own timed read (a channel has none) and leaves the connection
- * usable when nothing arrived. Every read inside a frame is watched by the {@link IoWatchdog}.
+ * <p>A blocking channel waits in its read (a server's connections: one system call per read, like a plain
+ * socket); a timed wait there uses the socket's own timed read, and leaves the connection usable when nothing
+ * arrived. A non-blocking channel (a client's connections, whose calls all wait with a deadline) waits on its
+ * {@link Readiness} and then reads. Every read inside a frame is watched by the {@link IoWatchdog}.
  *
  * <p>Over TLS the same reads go through a {@link TlsChannel}, which decrypts into this buffer or straight into a
  * tensor's memory; over plaintext the only extra cost is a null check per read.
@@ -51,6 +53,8 @@ final class ChannelSource implements FrameSource {
     private final TlsChannel tls;
     /** Whether the first frame's start was looked at (for a TLS peer talking to this plaintext side). */
     private boolean sawFirstFrame;
+    /** Waits for bytes on a non-blocking channel; {@code null} when the channel blocks. */
+    private final Readiness readable;
 
     ChannelSource(SocketChannel channel, IoWatchdog watchdog) throws IOException {
         this(channel, null, watchdog);
@@ -62,6 +66,7 @@ final class ChannelSource implements FrameSource {
         this.timedInput = socket.getInputStream();
         this.watchdog = watchdog;
         this.tls = tls;
+        this.readable = channel.isBlocking() ? null : Readiness.toRead(channel);
     }
 
     /**
@@ -79,6 +84,17 @@ final class ChannelSource implements FrameSource {
             buffer.clear();
             count = tls.read(buffer, waitNanos);
             buffer.flip();
+        } else if (readable != null) {
+            // Wait first, then read: a reply is never there the moment its request has left.
+            long deadline = waitNanos >= Long.MAX_VALUE / 2 ? Long.MAX_VALUE : System.nanoTime() + waitNanos;
+            do {
+                if (!readable.await(deadline)) {
+                    return Arrival.NOTHING;
+                }
+                buffer.clear();
+                count = channel.read(buffer);
+                buffer.flip();
+            } while (count == 0);
         } else if (waitNanos == Long.MAX_VALUE) {
             buffer.clear();
             count = channel.read(buffer);
@@ -96,6 +112,27 @@ final class ChannelSource implements FrameSource {
             }
         }
         return count < 0 ? Arrival.END : count == 0 ? Arrival.NOTHING : Arrival.FRAME;
+    }
+
+    /** Wakes a reader waiting on a non-blocking channel; called once the channel is closed. */
+    void close() throws IOException {
+        if (readable != null) {
+            readable.close();
+        }
+    }
+
+    /** Whether bytes of the next frame are already in the read-ahead buffer. */
+    boolean hasBuffered() {
+        return buffer.hasRemaining();
+    }
+
+    /**
+     * Whether nothing more has arrived: nothing in the socket, nothing buffered by TLS. For a reader that found its
+     * read-ahead buffer empty (the buffer itself is the reader's, and not looked at here). Safe to call from any
+     * thread while the reader waits; a byte may of course arrive just after it returns.
+     */
+    boolean nothingArrived() throws IOException {
+        return (tls == null || !tls.hasBuffered()) && timedInput.available() == 0;
     }
 
     @Override
@@ -145,6 +182,10 @@ final class ChannelSource implements FrameSource {
         watchdog.readStarted();
         try {
             int count = tls == null ? channel.read(destination) : tls.read(destination, Long.MAX_VALUE);
+            while (count == 0 && readable != null && destination.hasRemaining()) {
+                readable.await(Long.MAX_VALUE); // the watchdog ends a wait that lasts too long
+                count = channel.read(destination);
+            }
             if (count > 0) {
                 watchdog.frameProgress(count);
             }

@@ -20,7 +20,7 @@ import netutils.api.wire.Serializers;
 import netutils.transport.tcp.TcpOptions;
 
 /**
- * A connection over a blocking {@link SocketChannel}: {@link ChannelSink} writes, {@link ChannelSource} reads
+ * A connection over a {@link SocketChannel} (blocking on a server, non-blocking on a client: see {@link Readiness}): {@link ChannelSink} writes, {@link ChannelSource} reads
  * (await the next frame, read its header, reserve its body in the server's budget, read the body), and
  * {@link AbstractConnection} adds calls, keepalive and routing. Timeouts inside a frame come from the
  * {@link IoWatchdog}; the wait between frames is the caller's.
@@ -40,12 +40,15 @@ public final class TcpConnection extends AbstractConnection {
     private volatile String stalled;
     private volatile long lastFrameNanos = System.nanoTime();
     private volatile boolean frameInProgress;
+    /** When the reader began waiting for the next frame with nothing pending; 0 while it does not wait. */
+    private volatile long waitingSince;
+    /** Why the connection ends at the next wait for a frame (idle timeout, server shutdown), or null. */
+    private volatile ConnectionClosedException endBetweenFrames;
     private final BooleanSupplier draining;
-    private final long drainPollNanos;
     private final TlsChannel tls; // null: plaintext
 
     private TcpConnection(SocketChannel channel, TlsChannel tls, String peer, TcpOptions options, ByteBudget budget,
-            BooleanSupplier draining, Duration drainPoll) throws IOException {
+            BooleanSupplier draining) throws IOException {
         super(peer, options.requestTimeout(), options.keepaliveInterval(), options.keepaliveTimeout());
         this.channel = channel;
         this.tls = tls;
@@ -59,7 +62,6 @@ public final class TcpConnection extends AbstractConnection {
         this.checksum = options.checksum();
         this.idleNanos = options.idleTimeout().toNanos();
         this.draining = draining;
-        this.drainPollNanos = drainPoll.toNanos();
     }
 
     /** A client's connection; with TLS, the server's certificate must name the address it is connected to. */
@@ -72,18 +74,16 @@ public final class TcpConnection extends AbstractConnection {
      * A server's connection (with TLS, the server side of the handshake).
      *
      * @param budget the server's bytes-in-flight budget, or {@code null} (clients)
-     * @param draining true once the server shuts down: the connection then ends when no frame has begun;
-     *     {@code null} for clients
-     * @param drainPoll how often a reader waiting between frames looks at {@code draining}
+     * @param draining true once the server shuts down: the connection then ends when no frame has begun (the
+     *     server calls {@link #endIfWaiting} to end the waits already under way); {@code null} for clients
      */
     public static TcpConnection open(SocketChannel channel, TcpOptions options, ByteBudget budget,
-            BooleanSupplier draining, Duration drainPoll) throws IOException {
+            BooleanSupplier draining) throws IOException {
         channel.configureBlocking(true);
         channel.setOption(StandardSocketOptions.TCP_NODELAY, true);
         channel.setOption(StandardSocketOptions.SO_KEEPALIVE, true);
         TlsChannel tls = options.tls().isPresent() ? TlsChannel.handshake(channel, options.tls().get(), null) : null;
-        return new TcpConnection(channel, tls, String.valueOf(channel.getRemoteAddress()), options, budget, draining,
-                drainPoll);
+        return new TcpConnection(channel, tls, String.valueOf(channel.getRemoteAddress()), options, budget, draining);
     }
 
     @Override
@@ -104,20 +104,8 @@ public final class TcpConnection extends AbstractConnection {
     @Override
     protected Message readMessage(long waitNanos, SegmentAllocator tensorMemory) throws IOException {
         try {
-            long wait = waitNanos;
-            if (idleNanos > 0) {
-                long idleLeft = lastFrameNanos + idleNanos - System.nanoTime();
-                if (idleLeft <= 0) {
-                    throw idleClose();
-                }
-                wait = Math.min(wait, idleLeft);
-            }
-            ChannelSource.Arrival arrival = awaitFrame(wait);
-            switch (arrival) {
+            switch (awaitFrame(waitNanos)) {
                 case NOTHING -> {
-                    if (idleNanos > 0 && System.nanoTime() - lastFrameNanos >= idleNanos) {
-                        throw idleClose();
-                    }
                     return null;
                 }
                 case END -> throw new ConnectionClosedException("peer " + peer() + " closed the connection");
@@ -151,32 +139,70 @@ public final class TcpConnection extends AbstractConnection {
     }
 
     /**
-     * Waits for a frame in slices, so that a server shutting down ends the connection once every frame that has
-     * arrived was read (frames already in the socket's buffer come back at once from each slice).
+     * Waits for the next frame. A wait without a time limit is one plain blocking read, as fast as a socket
+     * gets: the idle timeout and a server's shutdown do not poll, they end such a wait from outside
+     * ({@link #endIfWaiting}) by shutting the socket's input while nothing of a next frame has arrived.
      */
     private ChannelSource.Arrival awaitFrame(long waitNanos) throws IOException {
-        if (draining == null) {
-            return source.awaitFrame(waitNanos);
+        if (source.hasBuffered()) {
+            return ChannelSource.Arrival.FRAME;
         }
-        long deadline = waitNanos == Long.MAX_VALUE ? Long.MAX_VALUE : System.nanoTime() + waitNanos;
-        while (true) {
-            if (draining.getAsBoolean()) {
-                ChannelSource.Arrival last = source.awaitFrame(1_000_000);
-                if (last != ChannelSource.Arrival.NOTHING) {
-                    return last;
-                }
-                throw new ConnectionClosedException("server is shutting down: closed " + peer()
-                        + " after answering every message that had arrived");
+        waitingSince = System.nanoTime();
+        try {
+            // Both sides write their flag before reading the other's (volatile): either this reader sees that the
+            // server is shutting down, or the server sees this reader waiting and ends the wait.
+            if (draining != null && draining.getAsBoolean() && source.nothingArrived()) {
+                endBetweenFrames = shuttingDown();
             }
-            long left = deadline == Long.MAX_VALUE ? Long.MAX_VALUE : deadline - System.nanoTime();
-            if (left <= 0) {
-                return ChannelSource.Arrival.NOTHING;
+            ConnectionClosedException end = endBetweenFrames;
+            if (end != null) {
+                throw end;
             }
-            ChannelSource.Arrival arrival = source.awaitFrame(Math.min(left, drainPollNanos));
-            if (arrival != ChannelSource.Arrival.NOTHING || left <= drainPollNanos) {
-                return arrival;
+            ChannelSource.Arrival arrival = source.awaitFrame(waitNanos);
+            end = endBetweenFrames;
+            if (arrival == ChannelSource.Arrival.END && end != null) {
+                throw end;
             }
+            return arrival;
+        } finally {
+            waitingSince = 0;
         }
+    }
+
+    /**
+     * Ends the connection if its reader is waiting for a frame of which nothing has arrived: a server shutting
+     * down calls this for every connection; the idle timeout calls it from the connection's timer. A frame that
+     * has arrived, even in part, is read and answered first (the reader checks again before its next wait).
+     */
+    public void endIfWaiting() {
+        if (draining != null && draining.getAsBoolean()) {
+            endWaiting(shuttingDown());
+        }
+    }
+
+    private void endWaiting(ConnectionClosedException why) {
+        try {
+            if (waitingSince != 0 && source.nothingArrived()) {
+                endBetweenFrames = why;
+                channel.shutdownInput(); // the waiting read returns at once, as at the end of the stream
+            }
+        } catch (IOException | RuntimeException e) {
+            // Already closed: the reader has ended anyway.
+        }
+    }
+
+    @Override
+    protected void onTimerTick(long now) {
+        long since = waitingSince;
+        if (idleNanos > 0 && since != 0 && now - since >= idleNanos) {
+            endWaiting(new ConnectionClosedException("closed " + peer() + ": no message for "
+                    + Duration.ofNanos(idleNanos) + " (idle timeout)"));
+        }
+    }
+
+    private ConnectionClosedException shuttingDown() {
+        return new ConnectionClosedException("server is shutting down: closed " + peer()
+                + " after answering every message that had arrived");
     }
 
     /**
@@ -210,11 +236,6 @@ public final class TcpConnection extends AbstractConnection {
     /** How long since the last frame ended, or 0 while a frame is being read: what an evicting server asks. */
     public long idleNanos() {
         return frameInProgress ? 0 : System.nanoTime() - lastFrameNanos;
-    }
-
-    private ConnectionClosedException idleClose() {
-        return new ConnectionClosedException("closed " + peer() + ": no message for " + Duration.ofNanos(idleNanos)
-                + " (idle timeout)");
     }
 
     /** Best effort: the peer learns why it is being disconnected. */
@@ -280,7 +301,12 @@ public final class TcpConnection extends AbstractConnection {
         try {
             channel.close();
         } finally {
-            onClose.run();
+            try {
+                source.close(); // wakes a reader or writer waiting on the (non-blocking) channel
+                sink.close();
+            } finally {
+                onClose.run();
+            }
         }
     }
 
@@ -301,8 +327,12 @@ public final class TcpConnection extends AbstractConnection {
         TlsChannel tls = options.tls().isPresent()
                 ? TlsChannel.handshake(channel, options.tls().get(), java.util.Objects.requireNonNull(serverHost))
                 : null;
-        return new TcpConnection(channel, tls, String.valueOf(channel.getRemoteAddress()), options, null, null,
-                Duration.ZERO);
+        if (tls == null) {
+            // Every call waits for its reply with a deadline: a non-blocking channel waits on a selector with one
+            // system call, where a blocking one's timed read costs seven (see Readiness). TLS reads block.
+            channel.configureBlocking(false);
+        }
+        return new TcpConnection(channel, tls, String.valueOf(channel.getRemoteAddress()), options, null, null);
     }
 
     /** The TLS session (protocol, cipher suite, the peer's certificates), or empty for a plaintext connection. */

@@ -358,6 +358,11 @@ final class TlsChannel {
 
     // ---------------------------------------------------------------- reading
 
+    /** Whether decrypted bytes or ciphertext are buffered here (read by another thread: a hint, not a promise). */
+    boolean hasBuffered() {
+        return appIn.hasRemaining() || netIn.position() > 0;
+    }
+
     /**
      * Reads decrypted bytes into {@code destination}, waiting at most {@code waitNanos} ({@link Long#MAX_VALUE}:
      * forever) for ciphertext to arrive.
