@@ -52,6 +52,11 @@ public record Envelope(String type, String id, String replyTo, Map<String, Strin
             return shape.clone();
         }
 
+        /** The shape itself, not a copy: for readers within the SDK that do not change it. */
+        long[] shapeView() {
+            return shape;
+        }
+
         @Override
         public boolean equals(Object other) {
             return other instanceof Entry that && name.equals(that.name) && dtype.equals(that.dtype)

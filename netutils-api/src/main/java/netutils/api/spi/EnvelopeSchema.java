@@ -117,22 +117,175 @@ public final class EnvelopeSchema {
     // ---------------------------------------------------------------- writing
 
     /**
-     * The envelope as a tree, keys in the order of {@code docs/PROTOCOL.md}; absent ids are left out.
+     * Receives an envelope as a stream of values: what a serializer implements to write an envelope straight to its
+     * output, without building the tree first (the tree's maps cost more than the writing on a small message).
+     * Calls come in document order; a map's entries are {@link #key} then one value each, and every map and list
+     * announces its size first, for formats that write sizes before contents.
+     */
+    public interface TreeWriter {
+        /**
+         * A map of {@code entries} entries begins.
+         *
+         * @param entries how many keys follow before {@link #endMap}
+         */
+        void startMap(int entries);
+
+        /**
+         * The key of the next map entry.
+         *
+         * @param key the key
+         */
+        void key(String key);
+
+        /**
+         * A string value.
+         *
+         * @param value the string
+         */
+        void string(String value);
+
+        /**
+         * An integer value.
+         *
+         * @param value the number
+         */
+        void number(long value);
+
+        /**
+         * A list of {@code elements} values begins.
+         *
+         * @param elements how many values follow before {@link #endList}
+         */
+        void startList(int elements);
+
+        /** The current list ends. */
+        void endList();
+
+        /** The current map ends. */
+        void endMap();
+    }
+
+    /**
+     * Writes the envelope to {@code out}, keys in the order of {@code docs/PROTOCOL.md}; absent ids are left out.
+     * The one definition of the envelope's layout: {@link #toTree} builds its tree from these same calls.
+     *
+     * @param envelope the envelope to write
+     * @param out what receives the values
+     */
+    public static void write(Envelope envelope, TreeWriter out) {
+        out.startMap(3 + (envelope.id() != null ? 1 : 0) + (envelope.replyTo() != null ? 1 : 0));
+        out.key(TYPE);
+        out.string(envelope.type());
+        if (envelope.id() != null) {
+            out.key(ID);
+            out.string(envelope.id());
+        }
+        if (envelope.replyTo() != null) {
+            out.key(REPLY_TO);
+            out.string(envelope.replyTo());
+        }
+        out.key(META);
+        out.startMap(envelope.meta().size());
+        for (Map.Entry<String, String> entry : envelope.meta().entrySet()) {
+            out.key(entry.getKey());
+            out.string(entry.getValue());
+        }
+        out.endMap();
+        out.key(TENSORS);
+        out.startList(envelope.tensors().size());
+        for (Envelope.Entry entry : envelope.tensors()) {
+            out.startMap(5);
+            out.key(NAME);
+            out.string(entry.name());
+            out.key(DTYPE);
+            out.string(entry.dtype());
+            out.key(SHAPE);
+            long[] shape = entry.shapeView();
+            out.startList(shape.length);
+            for (long dim : shape) {
+                out.number(dim);
+            }
+            out.endList();
+            out.key(OFFSET);
+            out.number(entry.offset());
+            out.key(NBYTES);
+            out.number(entry.nbytes());
+            out.endMap();
+        }
+        out.endList();
+        out.endMap();
+    }
+
+    /**
+     * The envelope as a tree, as {@link #write} lays it out.
      *
      * @param envelope the envelope to write
      * @return a new tree of insertion-ordered maps, lists, strings and {@code Long}s, for a serializer to write
      */
     public static Map<String, Object> toTree(Envelope envelope) {
-        Map<String, Object> root = head(envelope.type(), envelope.id(), envelope.replyTo(), envelope.meta());
-        List<Object> tensors = new ArrayList<>(envelope.tensors().size());
-        for (Envelope.Entry entry : envelope.tensors()) {
-            Map<String, Object> row = tensorHead(entry.name(), entry.dtype(), entry.shape());
-            row.put(OFFSET, entry.offset());
-            row.put(NBYTES, entry.nbytes());
-            tensors.add(row);
-        }
-        root.put(TENSORS, tensors);
+        TreeBuilder builder = new TreeBuilder();
+        write(envelope, builder);
+        @SuppressWarnings("unchecked")
+        Map<String, Object> root = (Map<String, Object>) builder.root;
         return root;
+    }
+
+    /** Builds a tree from {@link TreeWriter} calls. */
+    private static final class TreeBuilder implements TreeWriter {
+        private final java.util.ArrayDeque<Object> open = new java.util.ArrayDeque<>();
+        private String pendingKey;
+        private Object root;
+
+        @SuppressWarnings("unchecked")
+        private void add(Object value) {
+            Object parent = open.peek();
+            if (parent == null) {
+                root = value;
+            } else if (parent instanceof Map<?, ?> map) {
+                ((Map<String, Object>) map).put(pendingKey, value);
+            } else {
+                ((List<Object>) parent).add(value);
+            }
+        }
+
+        @Override
+        public void startMap(int entries) {
+            Map<String, Object> map = new LinkedHashMap<>(Math.max(4, entries * 2));
+            add(map);
+            open.push(map);
+        }
+
+        @Override
+        public void key(String key) {
+            pendingKey = key;
+        }
+
+        @Override
+        public void string(String value) {
+            add(value);
+        }
+
+        @Override
+        public void number(long value) {
+            add(value);
+        }
+
+        @Override
+        public void startList(int elements) {
+            List<Object> list = new ArrayList<>(elements);
+            add(list);
+            open.push(list);
+        }
+
+        @Override
+        public void endList() {
+            open.pop();
+        }
+
+        @Override
+        public void endMap() {
+            open.pop();
+        }
     }
 
     /**

@@ -98,6 +98,12 @@ public abstract class AbstractConnection implements Connection {
     /** Threads waiting for the reader lock to read themselves; an idle reader makes way for them. */
     private final java.util.concurrent.atomic.AtomicInteger waitingReaders = new java.util.concurrent.atomic.AtomicInteger();
     private final ScheduledFuture<?> keepalive;
+    /**
+     * Whether the owner's threads are virtual. Helper threads (a ping, a reader while the owner is busy) are of the
+     * same kind: a virtual thread's I/O turns a blocking socket non-blocking for good, after which a platform
+     * thread's every blocking read costs three system calls instead of one.
+     */
+    private volatile boolean virtualOwner = true;
 
     /**
      * Sets up the shared state of a connection over an open transport and, unless it is turned off, starts its
@@ -211,6 +217,7 @@ public abstract class AbstractConnection implements Connection {
 
     /** Waits until a message for {@code receive} is there, reading when nobody else does. */
     private Optional<Message> awaitMessage(long deadline, SegmentAllocator tensorMemory) throws IOException {
+        noteOwnerThread();
         while (true) {
             stateLock.lock();
             try {
@@ -262,6 +269,7 @@ public abstract class AbstractConnection implements Connection {
     public Message request(Message request, Duration deadline) throws IOException {
         requirePositive(deadline, "deadline");
         long deadlineNanos = System.nanoTime() + deadline.toNanos();
+        noteOwnerThread();
         Call call = start(request, deadline);
         while (true) {
             if (call.future.isDone()) {
@@ -545,6 +553,17 @@ public abstract class AbstractConnection implements Connection {
         }
     }
 
+    private void noteOwnerThread() {
+        boolean virtual = Thread.currentThread().isVirtual();
+        if (virtualOwner != virtual) {
+            virtualOwner = virtual;
+        }
+    }
+
+    private Thread.Builder helperThread(String name) {
+        return (virtualOwner ? Thread.ofVirtual() : Thread.ofPlatform().daemon(true)).name(name);
+    }
+
     /** Makes sure someone reads while asynchronous calls or a ping are outstanding. */
     private void pumpIfNobodyReads() {
         pump(false);
@@ -560,7 +579,7 @@ public abstract class AbstractConnection implements Connection {
         if (readerLock.isLocked() || !pumping.compareAndSet(false, true)) {
             return;
         }
-        Thread.ofVirtual().name("netutils-reader-" + peer).start(() -> {
+        helperThread("netutils-reader-" + peer).start(() -> {
             try {
                 while (!closed.get() && (!calls.isEmpty() || pingSentNanos != 0
                         || (whileIdle && waitingReaders.get() == 0 && !hasInbox()))) {
@@ -626,7 +645,7 @@ public abstract class AbstractConnection implements Connection {
         if (now - lastReceivedNanos >= keepaliveIntervalNanos) {
             pingSentNanos = now;
             // Not on the shared timer thread: a send may block for the write timeout when the peer does not read.
-            Thread.ofVirtual().name("netutils-ping-" + peer).start(() -> {
+            helperThread("netutils-ping-" + peer).start(() -> {
                 try {
                     send(Message.builder(PING).id(idPrefix + "ping").build());
                     pumpIfNobodyReads();

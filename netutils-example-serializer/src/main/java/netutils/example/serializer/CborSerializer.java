@@ -48,7 +48,7 @@ public final class CborSerializer implements Serializer {
     public byte[] writeEnvelope(Envelope envelope) {
         ByteArrayOutputStream out = new ByteArrayOutputStream(256);
         try (JsonGenerator gen = MAPPER.createGenerator(out)) {
-            JacksonTrees.write(gen, EnvelopeSchema.toTree(envelope));
+            EnvelopeSchema.write(envelope, JacksonTrees.writer(gen));
         }
         return out.toByteArray();
     }

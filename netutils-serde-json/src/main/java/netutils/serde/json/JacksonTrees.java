@@ -63,6 +63,52 @@ public final class JacksonTrees {
     }
 
     /**
+     * Writes an envelope straight to {@code gen}, without building its tree:
+     * {@code EnvelopeSchema.write(envelope, JacksonTrees.writer(gen))}.
+     *
+     * @param gen the generator to write to; the caller closes it
+     * @return the writer that {@link EnvelopeSchema#write} calls
+     */
+    public static EnvelopeSchema.TreeWriter writer(JsonGenerator gen) {
+        return new EnvelopeSchema.TreeWriter() {
+            @Override
+            public void startMap(int entries) {
+                gen.writeStartObject(null, entries);
+            }
+
+            @Override
+            public void key(String key) {
+                gen.writeName(key);
+            }
+
+            @Override
+            public void string(String value) {
+                gen.writeString(value);
+            }
+
+            @Override
+            public void number(long value) {
+                gen.writeNumber(value);
+            }
+
+            @Override
+            public void startList(int elements) {
+                gen.writeStartArray(null, elements);
+            }
+
+            @Override
+            public void endList() {
+                gen.writeEndArray();
+            }
+
+            @Override
+            public void endMap() {
+                gen.writeEndObject();
+            }
+        };
+    }
+
+    /**
      * The limits a Jackson parser of frame envelopes gets, from the SDK's own rather than Jackson's defaults:
      * nesting at most {@link EnvelopeSchema#MAX_DEPTH} (refused as the parser reaches it, so 100,000 nested
      * arrays cost nothing); a document or string as long as the largest envelope a receiver can be configured

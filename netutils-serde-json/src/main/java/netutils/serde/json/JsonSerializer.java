@@ -8,8 +8,10 @@ import netutils.api.spi.Serializer;
 import tools.jackson.core.JacksonException;
 import tools.jackson.core.JsonGenerator;
 import tools.jackson.core.JsonParser;
+import tools.jackson.core.ObjectReadContext;
+import tools.jackson.core.ObjectWriteContext;
 import tools.jackson.core.json.JsonFactory;
-import tools.jackson.databind.json.JsonMapper;
+import tools.jackson.core.util.JsonRecyclerPools;
 
 /**
  * The default serializer, wire id 1: the envelope as a UTF-8 JSON object
@@ -20,9 +22,16 @@ public final class JsonSerializer implements Serializer {
     /** The wire id. */
     public static final int ID = 1;
 
-    /** Jackson's limits set from the SDK's own: see {@link JacksonTrees#envelopeConstraints()}. */
-    private static final JsonMapper MAPPER = JsonMapper.builder(JsonFactory.builder()
-            .streamReadConstraints(JacksonTrees.envelopeConstraints()).build()).build();
+    /**
+     * Jackson's limits set from the SDK's own: see {@link JacksonTrees#envelopeConstraints()}. The streaming
+     * factory, not a mapper (an envelope needs no data binding); its buffers are recycled through Jackson's hybrid
+     * pool, which serves platform threads from a thread-local slot: the default shared deque cost more than
+     * parsing a small envelope when a client and a server shared it.
+     */
+    private static final JsonFactory FACTORY = JsonFactory.builder()
+            .streamReadConstraints(JacksonTrees.envelopeConstraints())
+            .recyclerPool(JsonRecyclerPools.sharedHybridPool())
+            .build();
 
     /** Used by {@link java.util.ServiceLoader}. */
     public JsonSerializer() {
@@ -41,15 +50,15 @@ public final class JsonSerializer implements Serializer {
     @Override
     public byte[] writeEnvelope(Envelope envelope) {
         ByteArrayOutputStream out = new ByteArrayOutputStream(128 + 96 * envelope.tensors().size());
-        try (JsonGenerator gen = MAPPER.createGenerator(out)) {
-            JacksonTrees.write(gen, EnvelopeSchema.toTree(envelope));
+        try (JsonGenerator gen = FACTORY.createGenerator(ObjectWriteContext.empty(), out)) {
+            EnvelopeSchema.write(envelope, JacksonTrees.writer(gen));
         }
         return out.toByteArray();
     }
 
     @Override
     public Envelope readEnvelope(byte[] bytes) throws ProtocolException {
-        try (JsonParser parser = MAPPER.createParser(bytes)) {
+        try (JsonParser parser = FACTORY.createParser(ObjectReadContext.empty(), bytes)) {
             return EnvelopeSchema.fromTree(JacksonTrees.readWhole(parser, "json envelope"));
         } catch (JacksonException e) {
             throw EnvelopeSchema.invalid("json envelope does not parse: " + e.getOriginalMessage());

@@ -59,32 +59,60 @@ public final class MsgpackSerializer implements Serializer {
     @Override
     public byte[] writeEnvelope(Envelope envelope) {
         try (MessageBufferPacker packer = PACKER.newBufferPacker()) {
-            write(packer, EnvelopeSchema.toTree(envelope));
+            EnvelopeSchema.write(envelope, new PackingWriter(packer));
             return packer.toByteArray();
         } catch (IOException e) {
             throw new java.io.UncheckedIOException("writing to memory cannot fail", e);
         }
     }
 
-    private static void write(MessageBufferPacker packer, Object value) throws IOException {
-        switch (value) {
-            case null -> packer.packNil();
-            case String text -> packer.packString(text);
-            case Long number -> packer.packLong(number);
-            case Map<?, ?> map -> {
-                packer.packMapHeader(map.size());
-                for (Map.Entry<?, ?> entry : map.entrySet()) {
-                    packer.packString((String) entry.getKey());
-                    write(packer, entry.getValue());
-                }
+    /** Packs the envelope's values as {@link EnvelopeSchema#write} gives them, without a tree. */
+    private record PackingWriter(MessageBufferPacker packer) implements EnvelopeSchema.TreeWriter {
+        @Override
+        public void startMap(int entries) {
+            run(() -> packer.packMapHeader(entries));
+        }
+
+        @Override
+        public void key(String key) {
+            run(() -> packer.packString(key));
+        }
+
+        @Override
+        public void string(String value) {
+            run(() -> packer.packString(value));
+        }
+
+        @Override
+        public void number(long value) {
+            run(() -> packer.packLong(value));
+        }
+
+        @Override
+        public void startList(int elements) {
+            run(() -> packer.packArrayHeader(elements));
+        }
+
+        @Override
+        public void endList() {
+            // sizes come first in MessagePack: nothing marks the end
+        }
+
+        @Override
+        public void endMap() {
+            // as above
+        }
+
+        private interface Packing {
+            void run() throws IOException;
+        }
+
+        private static void run(Packing packing) {
+            try {
+                packing.run();
+            } catch (IOException e) {
+                throw new java.io.UncheckedIOException("writing to memory cannot fail", e);
             }
-            case List<?> list -> {
-                packer.packArrayHeader(list.size());
-                for (Object element : list) {
-                    write(packer, element);
-                }
-            }
-            default -> throw new IllegalArgumentException("not a tree value: " + value.getClass().getName());
         }
     }
 
