@@ -28,9 +28,11 @@ public final class MemoryLease {
 
     private final State state;
 
-    private MemoryLease(Runnable release, String description) {
+    private MemoryLease(Runnable release, String description, boolean tracked) {
         this.state = new State(release, description, TRACE ? new Throwable("received here") : null);
-        CLEANER.register(this, state);
+        if (tracked) {
+            CLEANER.register(this, state);
+        }
     }
 
     /**
@@ -43,7 +45,19 @@ public final class MemoryLease {
      * @return a lease that still holds the memory
      */
     public static MemoryLease of(Runnable release, String description) {
-        return new MemoryLease(release, description);
+        return new MemoryLease(release, description, true);
+    }
+
+    /**
+     * A lease of memory that costs little to lose, such as a small tensor's heap array: as {@link #of}, but a message
+     * garbage-collected without {@code close()} is not reported and costs no cleaner registration (which would cost
+     * more than the memory it tracks).
+     *
+     * @param release gives the memory back to its pool; run at most once, by {@link #release()}
+     * @return a lease that still holds the memory
+     */
+    public static MemoryLease ofSmall(Runnable release) {
+        return new MemoryLease(release, "small tensors", false);
     }
 
     /** Gives the memory back; later calls do nothing. */

@@ -47,6 +47,9 @@ public final class Message implements AutoCloseable {
     private final MessageType type;
     private final SequencedMap<String, Tensor> tensors;
     private final SequencedMap<String, String> meta;
+    /** The maps behind the two views above: never changed once the message exists, so builders may share them. */
+    private final LinkedHashMap<String, Tensor> tensorMap;
+    private final LinkedHashMap<String, String> metaMap;
     private final String id;
     private final String replyTo;
     private final MemoryLease lease;
@@ -54,12 +57,15 @@ public final class Message implements AutoCloseable {
     private Message(Builder builder) {
         this.type = builder.type;
         this.lease = builder.lease;
-        LinkedHashMap<String, Tensor> tensors = new LinkedHashMap<>(builder.tensors);
+        LinkedHashMap<String, Tensor> tensors = builder.shareTensors();
         if (lease != null) {
+            tensors = new LinkedHashMap<>(tensors);
             tensors.replaceAll((name, tensor) -> tensor.leased(lease));
         }
-        this.tensors = Collections.unmodifiableSequencedMap(tensors);
-        this.meta = Collections.unmodifiableSequencedMap(new LinkedHashMap<>(builder.meta));
+        this.tensorMap = tensors;
+        this.metaMap = builder.shareMeta();
+        this.tensors = Collections.unmodifiableSequencedMap(tensorMap);
+        this.meta = Collections.unmodifiableSequencedMap(metaMap);
         this.id = builder.id;
         this.replyTo = builder.replyTo;
     }
@@ -114,8 +120,10 @@ public final class Message implements AutoCloseable {
      */
     public Builder toBuilder() {
         Builder builder = new Builder(type);
-        builder.tensors.putAll(tensors);
-        builder.meta.putAll(meta);
+        builder.tensors = tensorMap; // shared until either side would change it: the builder copies first
+        builder.tensorsShared = true;
+        builder.meta = metaMap;
+        builder.metaShared = true;
         builder.id = id;
         builder.replyTo = replyTo;
         return builder;
@@ -250,8 +258,16 @@ public final class Message implements AutoCloseable {
     /** Builds a {@link Message}. Not thread-safe. */
     public static final class Builder {
         private final MessageType type;
-        private final LinkedHashMap<String, Tensor> tensors = new LinkedHashMap<>();
-        private final LinkedHashMap<String, String> meta = new LinkedHashMap<>();
+        /** An empty map that is never changed: builders start sharing it and copy on their first change. */
+        private static final LinkedHashMap<?, ?> NONE = new LinkedHashMap<>(1);
+
+        // Copy on write: a built message (or the message a builder came from) may share these maps; a builder
+        // copies a shared map before its first change, so a message never sees a later change. Building a message
+        // and deriving one from another copy nothing.
+        private LinkedHashMap<String, Tensor> tensors = none();
+        private boolean tensorsShared = true;
+        private LinkedHashMap<String, String> meta = none();
+        private boolean metaShared = true;
         private String id;
         private String replyTo;
         private MemoryLease lease;
@@ -271,6 +287,13 @@ public final class Message implements AutoCloseable {
         public Builder tensor(String name, Tensor tensor) {
             checkName("tensor name", name);
             Objects.requireNonNull(tensor, "tensor");
+            if (tensors.containsKey(name)) {
+                throw new IllegalArgumentException("tensor '" + name + "' is already in this message");
+            }
+            if (tensorsShared) {
+                tensors = new LinkedHashMap<>(tensors);
+                tensorsShared = false;
+            }
             if (tensors.putIfAbsent(name, tensor) != null) {
                 throw new IllegalArgumentException("tensor '" + name + "' is already in this message");
             }
@@ -287,7 +310,12 @@ public final class Message implements AutoCloseable {
          */
         public Builder meta(String key, String value) {
             checkName("metadata key", key);
-            meta.put(key, Objects.requireNonNull(value, "value"));
+            Objects.requireNonNull(value, "value");
+            if (metaShared) {
+                meta = new LinkedHashMap<>(meta);
+                metaShared = false;
+            }
+            meta.put(key, value);
             return this;
         }
 
@@ -335,6 +363,23 @@ public final class Message implements AutoCloseable {
         public Builder lease(MemoryLease lease) {
             this.lease = lease;
             return this;
+        }
+
+        @SuppressWarnings("unchecked")
+        private static <K, V> LinkedHashMap<K, V> none() {
+            return (LinkedHashMap<K, V>) NONE;
+        }
+
+        /** The tensors, for a message to keep: from now on this builder copies them before changing them. */
+        private LinkedHashMap<String, Tensor> shareTensors() {
+            tensorsShared = true;
+            return tensors;
+        }
+
+        /** The metadata, as {@link #shareTensors}. */
+        private LinkedHashMap<String, String> shareMeta() {
+            metaShared = true;
+            return meta;
         }
 
         /** {@return the message, immutable; later changes to this builder do not affect it} */

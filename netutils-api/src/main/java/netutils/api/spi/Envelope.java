@@ -21,7 +21,7 @@ public record Envelope(String type, String id, String replyTo, Map<String, Strin
     /** Copies the collections; {@code type}, {@code meta} and {@code tensors} must not be null. */
     public Envelope {
         Objects.requireNonNull(type, "type");
-        meta = java.util.Collections.unmodifiableMap(new java.util.LinkedHashMap<>(meta));
+        meta = meta.isEmpty() ? Map.of() : java.util.Collections.unmodifiableMap(new java.util.LinkedHashMap<>(meta));
         tensors = List.copyOf(tensors);
     }
 

@@ -350,11 +350,10 @@ public final class EnvelopeSchema {
         List<?> rows = optionalList(root.get(TENSORS), TENSORS);
         List<Envelope.Entry> entries = new ArrayList<>(rows.size());
         for (int i = 0; i < rows.size(); i++) {
-            String path = TENSORS + "[" + i + "]";
-            Map<?, ?> row = map(rows.get(i), path);
-            entries.add(new Envelope.Entry(string(row.get(NAME), path + "." + NAME),
-                    string(row.get(DTYPE), path + "." + DTYPE), shape(row.get(SHAPE), path + "." + SHAPE),
-                    nonNegative(row.get(OFFSET), path + "." + OFFSET), nonNegative(row.get(NBYTES), path + "." + NBYTES)));
+            // Paths are only spelled out for an error message: building them for every value cost more than reading.
+            Map<?, ?> row = rows.get(i) instanceof Map<?, ?> map ? map : map(rows.get(i), TENSORS + "[" + i + "]");
+            entries.add(new Envelope.Entry(string(row.get(NAME), i, NAME), string(row.get(DTYPE), i, DTYPE),
+                    shape(row.get(SHAPE), i), nonNegative(row.get(OFFSET), i, OFFSET), nonNegative(row.get(NBYTES), i, NBYTES)));
         }
         return new Envelope(string(root.get(TYPE), TYPE), optionalString(root.get(ID), ID),
                 optionalString(root.get(REPLY_TO), REPLY_TO), stringMap(root.get(META), META), entries);
@@ -537,14 +536,41 @@ public final class EnvelopeSchema {
     }
 
     private static Map<String, String> stringMap(Object value, String path) throws ProtocolException {
-        Map<String, String> out = new LinkedHashMap<>();
         if (value == null) {
-            return out;
+            return new LinkedHashMap<>();
         }
-        for (Map.Entry<?, ?> entry : map(value, path).entrySet()) {
-            out.put(String.valueOf(entry.getKey()), string(entry.getValue(), path + "." + entry.getKey()));
+        Map<?, ?> map = map(value, path);
+        Map<String, String> out = new LinkedHashMap<>(Math.max(4, map.size() * 2));
+        for (Map.Entry<?, ?> entry : map.entrySet()) {
+            String key = String.valueOf(entry.getKey());
+            out.put(key, entry.getValue() instanceof String text ? text : string(entry.getValue(), path + "." + key));
         }
         return out;
+    }
+
+    /** A tensor row's string field: {@code tensors[row].key}, named only if it is wrong. */
+    private static String string(Object value, int row, String key) throws ProtocolException {
+        return value instanceof String text ? text : string(value, TENSORS + "[" + row + "]." + key);
+    }
+
+    /** A tensor row's integer field, as {@link #string(Object, int, String)}. */
+    private static long nonNegative(Object value, int row, String key) throws ProtocolException {
+        return value instanceof Long number && number >= 0 ? number : nonNegative(value, TENSORS + "[" + row + "]." + key);
+    }
+
+    /** A tensor row's shape, as {@link #string(Object, int, String)}. */
+    private static long[] shape(Object value, int row) throws ProtocolException {
+        if (value instanceof List<?> dims) {
+            long[] shape = new long[dims.size()];
+            for (int i = 0; i < shape.length; i++) {
+                if (!(dims.get(i) instanceof Long dim && dim >= 0)) {
+                    return shape(value, TENSORS + "[" + row + "]." + SHAPE); // names the bad dimension
+                }
+                shape[i] = dim;
+            }
+            return shape;
+        }
+        return shape(value, TENSORS + "[" + row + "]." + SHAPE);
     }
 
     private static String kind(Object value) {

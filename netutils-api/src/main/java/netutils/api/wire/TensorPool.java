@@ -17,8 +17,10 @@ import netutils.api.internal.Memory;
  * memory costs page faults, zeroing and the JDK's direct-memory accounting on every message (a tenth of socket
  * speed for 256 MiB messages on a small VM); reused memory costs nothing.
  *
- * <p>Tensors of up to {@link Tensor#HEAP_LIMIT} bytes stay on the Java heap (cheaper to allocate than to pool).
- * Larger ones get a chunk of a size class (four classes per power of two, so at most a quarter is wasted); a
+ * <p>Tensors of up to {@link Tensor#HEAP_LIMIT} bytes stay on the Java heap, in arrays that a closed message gives
+ * back to a small cache of the closing thread (platform threads only: a virtual thread's cache would live as long as
+ * the thread and be used once): a decoded token's hidden state then costs no fresh, zeroed 8 KiB array each, which
+ * was the largest single cost of decoding a small message. Larger ones get a chunk of a size class (four classes per power of two, so at most a quarter is wasted); a
  * message's chunks are lent together under one {@link MemoryLease} and come back when the message is closed.
  * A chunk is never on the free list while a message that has not been closed holds it: chunks of a message
  * that is garbage-collected unclosed are simply freed. Idle chunks are capped at {@link #maxIdleBytes()}
@@ -83,6 +85,7 @@ final class TensorPool {
     final class Lending implements SegmentAllocator {
         private final String peer;
         private final List<MemorySegment> chunks = new ArrayList<>(2);
+        private final List<byte[]> smallArrays = new ArrayList<>(4);
         private long bytes;
 
         private Lending(String peer) {
@@ -92,7 +95,9 @@ final class TensorPool {
         @Override
         public MemorySegment allocate(long byteSize, long byteAlignment) {
             if (byteSize <= Tensor.HEAP_LIMIT) {
-                return Memory.allocate(byteSize);
+                byte[] array = SmallArrays.take((int) byteSize);
+                smallArrays.add(array);
+                return MemorySegment.ofArray(array);
             }
             MemorySegment chunk = take(byteSize);
             chunks.add(chunk);
@@ -102,18 +107,65 @@ final class TensorPool {
 
         /** The lease for the message, or {@code null} if nothing was lent. */
         MemoryLease lease() {
+            List<byte[]> small = smallArrays.isEmpty() ? List.of() : List.copyOf(smallArrays);
             if (chunks.isEmpty()) {
-                return null;
+                return small.isEmpty() ? null : MemoryLease.ofSmall(() -> small.forEach(SmallArrays::give));
             }
             List<MemorySegment> lent = List.copyOf(chunks);
-            return MemoryLease.of(() -> lent.forEach(TensorPool.this::give),
-                    String.format("%,d bytes of tensors from %s", bytes, peer));
+            return MemoryLease.of(() -> {
+                lent.forEach(TensorPool.this::give);
+                small.forEach(SmallArrays::give);
+            }, String.format("%,d bytes of tensors from %s", bytes, peer));
         }
 
         /** Gives everything back: the message was never built (the frame was bad or cut off). */
         void abandon() {
             chunks.forEach(TensorPool.this::give);
             chunks.clear();
+            smallArrays.forEach(SmallArrays::give);
+            smallArrays.clear();
+        }
+    }
+
+    /**
+     * Heap arrays of small tensors, cached per platform thread: up to {@value #SLOTS} arrays of any size up to
+     * {@link Tensor#HEAP_LIMIT} (at most 512 KiB a thread), taken by exact length. An array is here only after the
+     * message that held it was closed; one taken is the caller's alone. Arrays come back with old bytes in them:
+     * the decoder overwrites every byte of a tensor before anyone sees it.
+     */
+    static final class SmallArrays {
+        private static final int SLOTS = 8;
+        private static final ThreadLocal<byte[][]> CACHE = ThreadLocal.withInitial(() -> new byte[SLOTS][]);
+
+        private SmallArrays() {
+        }
+
+        static byte[] take(int length) {
+            if (!Thread.currentThread().isVirtual()) {
+                byte[][] slots = CACHE.get();
+                for (int i = 0; i < SLOTS; i++) {
+                    byte[] array = slots[i];
+                    if (array != null && array.length == length) {
+                        slots[i] = null;
+                        return array;
+                    }
+                }
+            }
+            return new byte[length];
+        }
+
+        static void give(byte[] array) {
+            if (Thread.currentThread().isVirtual()) {
+                return; // the garbage collector takes it
+            }
+            byte[][] slots = CACHE.get();
+            for (int i = 0; i < SLOTS; i++) {
+                if (slots[i] == null) {
+                    slots[i] = array;
+                    return;
+                }
+            }
+            slots[(array.length ^ System.identityHashCode(array)) & (SLOTS - 1)] = array; // full: replace one
         }
     }
 }

@@ -79,10 +79,45 @@ class TensorPoolTest {
     }
 
     @Test
-    void smallTensorsStayOnTheHeapAndNeedNoLease() {
-        TensorPool.Lending lending = new TensorPool(MIB).lend("test");
-        MemorySegment small = lending.allocate(Tensor.HEAP_LIMIT, 64);
+    void smallTensorsLiveOnTheHeapAndTheirArraysAreReusedOnlyAfterTheirMessageIsClosed() throws Exception {
+        TensorPool pool = new TensorPool(MIB);
+        TensorPool.Lending lending = pool.lend("test");
+        MemorySegment small = lending.allocate(8192, 64);
         assertThat(small.isNative()).isFalse();
-        assertThat(lending.lease()).isNull();
+        assertThat(small.heapBase().orElseThrow()).isInstanceOf(byte[].class);
+        small.fill((byte) 7);
+        Message held = Message.builder(MessageType.HIDDEN_STATE).tensor("h", Tensor.wrap(DType.U8, small, 8192))
+                .lease(lending.lease()).build();
+        assertThat(held.isPooled()).isTrue();
+        Tensor h = held.tensor("h");
+
+        // While the message is open, its array is never lent again: other messages of the same size get others.
+        for (int i = 0; i < 20; i++) {
+            TensorPool.Lending next = pool.lend("test");
+            MemorySegment other = next.allocate(8192, 64);
+            assertThat(other.heapBase().orElseThrow()).isNotSameAs(small.heapBase().orElseThrow());
+            other.fill((byte) i);
+            next.lease().release();
+        }
+        assertThat(h.data().get(ValueLayout.JAVA_BYTE, 8191)).as("the open message's bytes").isEqualTo((byte) 7);
+
+        // Closed, it refuses access, and its array serves the next message of that size on this thread.
+        held.close();
+        assertThatThrownBy(h::data).isInstanceOf(IllegalStateException.class).hasMessageContaining("closed");
+        boolean reused = false;
+        for (int i = 0; i < 9 && !reused; i++) { // at most one pass over the thread's cache
+            TensorPool.Lending again = pool.lend("test");
+            reused = again.allocate(8192, 64).heapBase().orElseThrow() == small.heapBase().orElseThrow();
+        }
+        assertThat(reused).as("the closed message's array is reused").isTrue();
+
+        // A virtual thread neither keeps nor takes cached arrays: nothing outlives the message there.
+        java.util.concurrent.atomic.AtomicReference<Object> arrayOnVirtual = new java.util.concurrent.atomic.AtomicReference<>();
+        Thread.ofVirtual().start(() -> {
+            TensorPool.Lending onVirtual = pool.lend("test");
+            arrayOnVirtual.set(onVirtual.allocate(8192, 64).heapBase().orElseThrow());
+            onVirtual.lease().release();
+        }).join();
+        assertThat(arrayOnVirtual.get()).isInstanceOf(byte[].class).isNotSameAs(small.heapBase().orElseThrow());
     }
 }
