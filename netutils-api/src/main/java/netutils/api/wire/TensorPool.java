@@ -7,6 +7,7 @@ import java.util.List;
 import java.util.Map;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.ConcurrentLinkedDeque;
+import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicLong;
 import netutils.api.MemoryLease;
 import netutils.api.Tensor;
@@ -28,13 +29,40 @@ import netutils.api.internal.Memory;
  */
 final class TensorPool {
     static final TensorPool SHARED = new TensorPool(Long.getLong("netutils.pool.maxIdleBytes", 1L << 30));
+    /** Counts the chunks of messages collected without close(); its actions must not refer to the leases. */
+    private static final java.lang.ref.Cleaner LOST = java.lang.ref.Cleaner.create(runnable -> {
+        Thread thread = new Thread(runnable, "netutils-pool-cleaner");
+        thread.setDaemon(true);
+        return thread;
+    });
 
     private final long maxIdleBytes;
     private final AtomicLong idleBytes = new AtomicLong();
+    /** Chunk bytes held by messages that are neither closed nor collected. */
+    private final AtomicLong lentBytes = new AtomicLong();
+    /** Chunk bytes of messages that were collected without being closed. */
+    private final AtomicLong lostBytes = new AtomicLong();
+    private final AtomicLong collections = new AtomicLong();
+    private final long collectAfterBytes;
+    private final Collection collection;
+
+    /** When {@link #collectLostChunksIfNeeded} last asked for a collection; guarded by itself. */
+    private static final class Collection {
+        long interval;
+        long freshSinceLast;
+        long lostAtLast = -1;
+    }
     private final Map<Long, ConcurrentLinkedDeque<MemorySegment>> free = new ConcurrentHashMap<>();
 
     TensorPool(long maxIdleBytes) {
+        this(maxIdleBytes, Long.getLong("netutils.pool.collectAfterBytes", 1L << 30));
+    }
+
+    TensorPool(long maxIdleBytes, long collectAfterBytes) {
         this.maxIdleBytes = maxIdleBytes;
+        this.collectAfterBytes = collectAfterBytes;
+        this.collection = new Collection();
+        this.collection.interval = collectAfterBytes / 2;
     }
 
     long maxIdleBytes() {
@@ -64,15 +92,58 @@ final class TensorPool {
         long size = sizeClass(bytes);
         ConcurrentLinkedDeque<MemorySegment> list = free.get(size);
         MemorySegment chunk = list == null ? null : list.pollFirst();
+        lentBytes.addAndGet(size);
         if (chunk != null) {
             idleBytes.addAndGet(-size);
             return chunk;
         }
+        collectLostChunksIfNeeded(size);
         return Memory.allocateOnDemand(size); // committed as the bytes arrive, not when a frame claims them
+    }
+
+    /**
+     * Chunks of messages that were never closed are freed only when the garbage collector finds them, and a
+     * process receiving large messages allocates little heap: the collector may not run for a long time while
+     * unreleased chunks (RAM in /dev/shm, outside any JVM limit) pile up, to the point of exhausting memory. So, like
+     * the JDK for direct buffers, once more than {@link #collectAfterBytes} are lent, every further
+     * {@code collectAfterBytes / 2} of fresh chunks asks for a collection, and the chunks of messages that were
+     * dropped are freed. When a collection frees nothing (the messages are all alive, held on purpose), the
+     * interval doubles, so that holding much received data costs nearly nothing.
+     */
+    private void collectLostChunksIfNeeded(long size) {
+        boolean collect;
+        synchronized (collection) {
+            collection.freshSinceLast += size;
+            collect = lentBytes.get() > collectAfterBytes && collection.freshSinceLast >= collection.interval;
+            if (collect) {
+                long lost = lostBytes.get();
+                if (collection.lostAtLast >= 0) {
+                    collection.interval = lost == collection.lostAtLast
+                            ? Math.min(collection.interval * 2, 1L << 40) : collectAfterBytes / 2;
+                }
+                collection.lostAtLast = lost;
+                collection.freshSinceLast = 0;
+                collections.incrementAndGet();
+            }
+        }
+        if (collect) {
+            System.gc(); // the collected messages' chunks are unmapped by their cleaners
+        }
+    }
+
+    /** How many collections {@link #collectLostChunksIfNeeded} asked for (for tests). */
+    long collectionsRequested() {
+        return collections.get();
+    }
+
+    /** Bytes lent to messages not yet closed or collected (for tests). */
+    long lentBytes() {
+        return lentBytes.get();
     }
 
     private void give(MemorySegment chunk) {
         long size = chunk.byteSize();
+        lentBytes.addAndGet(-size);
         if (idleBytes.addAndGet(size) > maxIdleBytes) {
             idleBytes.addAndGet(-size); // over the cap: let the garbage collector free it
             return;
@@ -112,10 +183,20 @@ final class TensorPool {
                 return small.isEmpty() ? null : MemoryLease.ofSmall(() -> small.forEach(SmallArrays::give));
             }
             List<MemorySegment> lent = List.copyOf(chunks);
-            return MemoryLease.of(() -> {
+            long lentSize = lent.stream().mapToLong(MemorySegment::byteSize).sum();
+            AtomicBoolean returned = new AtomicBoolean();
+            MemoryLease lease = MemoryLease.of(() -> {
+                returned.set(true);
                 lent.forEach(TensorPool.this::give);
                 small.forEach(SmallArrays::give);
             }, String.format("%,d bytes of tensors from %s", bytes, peer));
+            LOST.register(lease, () -> {
+                if (!returned.get()) { // collected without close(): its chunks are freed, not returned
+                    lentBytes.addAndGet(-lentSize);
+                    lostBytes.addAndGet(lentSize);
+                }
+            });
+            return lease;
         }
 
         /** Gives everything back: the message was never built (the frame was bad or cut off). */

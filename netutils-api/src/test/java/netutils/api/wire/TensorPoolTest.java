@@ -5,6 +5,9 @@ import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.TimeUnit;
 import netutils.api.DType;
 import netutils.api.MemoryLease;
 import netutils.api.Message;
@@ -119,5 +122,37 @@ class TensorPoolTest {
             onVirtual.lease().release();
         }).join();
         assertThat(arrayOnVirtual.get()).isInstanceOf(byte[].class).isNotSameAs(small.heapBase().orElseThrow());
+    }
+
+    @Test
+    void chunksOfMessagesDroppedWithoutCloseAreCollectedBeforeTheyPileUp() throws Exception {
+        TensorPool pool = new TensorPool(64 * MIB, 8 * MIB);
+        for (int i = 0; i < 64; i++) {
+            TensorPool.Lending lending = pool.lend("test");
+            lending.allocate(MIB, 64).fill((byte) i);
+            lending.lease(); // and dropped: never released
+        }
+        assertThat(pool.collectionsRequested()).as("collections asked for").isPositive();
+        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(10);
+        while (pool.lentBytes() > 16 * MIB && System.nanoTime() < deadline) {
+            System.gc();
+            Thread.sleep(20);
+        }
+        assertThat(pool.lentBytes()).as("bytes still lent to dropped messages").isLessThanOrEqualTo(16 * MIB);
+    }
+
+    @Test
+    void messagesHeldOnPurposeMakeCollectionsRarer() {
+        TensorPool pool = new TensorPool(64 * MIB, 8 * MIB);
+        List<MemoryLease> held = new ArrayList<>();
+        for (int i = 0; i < 128; i++) {
+            TensorPool.Lending lending = pool.lend("test");
+            lending.allocate(MIB, 64);
+            held.add(lending.lease());
+        }
+        // Past 8 MiB every 4 MiB would be 30 collections; each one that frees nothing doubles the interval.
+        assertThat(pool.collectionsRequested()).isBetween(1L, 6L);
+        held.forEach(MemoryLease::release);
+        assertThat(pool.lentBytes()).isZero();
     }
 }
