@@ -201,6 +201,9 @@ public final class Benchmark {
             measured.put(stack, alone.get(stack));
             pairedBaselines.put(stack, alone.get(best));
         }
+        if (!leaking.isEmpty()) {
+            results.freshMemoryMibPerSecond = freshMemoryMibPerSecond();
+        }
         for (Stack stack : stacks) {
             Rounds r = measured.get(stack);
             double mibPerSecond = LARGE / (1024.0 * 1024.0) / (r.median() / 1e9);
@@ -210,6 +213,31 @@ public final class Benchmark {
             row.put("throughput_ratio", ratio);
             System.out.printf("   %-45s %7.0f MiB/s   %.2f of %s%n", stack.label, mibPerSecond, ratio, best.id);
         }
+        if (results.freshMemoryMibPerSecond > 0) {
+            System.out.printf("   (fresh memory on this machine, allocated and touched without any socket: %.0f MiB/s, the"
+                    + " ceiling of a receiver that never closes its messages)%n", results.freshMemoryMibPerSecond);
+        }
+    }
+
+    /**
+     * How fast this machine makes fresh memory: 256 MiB allocated and every page touched, no socket involved (the
+     * median of three). A receiver that never closes its messages gets new memory for each one, so this is its
+     * ceiling; printed beside that row.
+     */
+    private static double freshMemoryMibPerSecond() {
+        long[] nanos = new long[3];
+        for (int i = 0; i < nanos.length; i++) {
+            long start = System.nanoTime();
+            try (Arena arena = Arena.ofConfined()) {
+                MemorySegment fresh = arena.allocate(LARGE, 64);
+                for (long at = 0; at < LARGE; at += 4096) {
+                    fresh.set(ValueLayout.JAVA_BYTE, at, (byte) 1);
+                }
+            }
+            nanos[i] = System.nanoTime() - start;
+        }
+        Arrays.sort(nanos);
+        return LARGE / (1024.0 * 1024.0) / (nanos[1] / 1e9);
     }
 
     // ------------------------------------------------------------------ 8 KiB

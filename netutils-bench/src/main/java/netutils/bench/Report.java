@@ -41,6 +41,11 @@ final class Report {
                             row.get("throughput_mib_s"), row.get("throughput_ratio")));
                 }
             }
+            if (results.freshMemoryMibPerSecond > 0) {
+                md.append(String.format(Locale.ROOT, "%nFresh memory on this machine (256 MiB allocated and every page "
+                        + "touched, no socket): %,.0f MiB/s. A receiver that never closes its messages gets fresh memory "
+                        + "for each one, so this is its ceiling.%n", results.freshMemoryMibPerSecond));
+            }
             md.append('\n');
         }
         Results.Row smallBase = results.rows.get(results.smallBaseline);
@@ -111,6 +116,7 @@ final class Report {
         StringBuilder json = new StringBuilder("{\n");
         json.append("  \"machine\": \"").append(results.machine).append("\",\n");
         json.append("  \"baseline_256mib\": \"").append(results.largeBaseline).append("\",\n");
+        json.append(String.format(Locale.ROOT, "  \"fresh_memory_mib_s\": %.1f,%n", results.freshMemoryMibPerSecond));
         json.append("  \"baseline_8kib\": \"").append(results.smallBaseline).append("\",\n");
         json.append("  \"stacks\": {");
         String separator = "\n";

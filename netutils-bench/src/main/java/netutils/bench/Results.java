@@ -22,6 +22,8 @@ final class Results {
     String machine = "";
     String largeBaseline = "";
     String smallBaseline = "";
+    /** MiB/s of fresh memory (allocated and every page touched), or 0 if not measured. */
+    double freshMemoryMibPerSecond;
     final Map<String, Row> rows = new LinkedHashMap<>();
     /** Calls per second by stack label, then by "blocking" or the number in flight. */
     final Map<String, Map<String, Double>> inFlight = new LinkedHashMap<>();
