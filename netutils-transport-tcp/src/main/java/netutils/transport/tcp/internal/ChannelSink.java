@@ -27,6 +27,8 @@ final class ChannelSink {
     private final IoWatchdog watchdog;
     private final ReentrantLock lock = new ReentrantLock();
     private final ByteBuffer scratch = ByteBuffer.allocateDirect(SCRATCH_SIZE); // guarded by lock
+    /** The scratch buffer as a segment, made once. */
+    private final MemorySegment scratchMemory = MemorySegment.ofBuffer(scratch);
     /** TLS over the channel, or {@code null} for plaintext. */
     private final TlsChannel tls;
     /** Waits until a non-blocking channel takes bytes again; made when first needed (under lock). */
@@ -53,8 +55,8 @@ final class ChannelSink {
         try {
             watchdog.writeStarted();
             if (frame.frameLength() <= SCRATCH_SIZE) {
-                frame.copyTo(MemorySegment.ofBuffer(scratch.clear()));
-                scratch.limit((int) frame.frameLength());
+                frame.copyTo(scratchMemory);
+                scratch.clear().limit((int) frame.frameLength());
                 while (scratch.hasRemaining()) {
                     progress(tls == null ? channel.write(scratch) : tls.write(scratch));
                 }
