@@ -110,9 +110,9 @@ public abstract class AbstractConnection implements Connection {
     private final java.util.concurrent.atomic.AtomicInteger waitingReaders = new java.util.concurrent.atomic.AtomicInteger();
     private final ScheduledFuture<?> keepalive;
     /**
-     * Whether the owner's threads are virtual. Helper threads (a ping, a reader while the owner is busy) are of the
-     * same kind: a virtual thread's I/O turns a blocking socket non-blocking for good, after which a platform
-     * thread's every blocking read costs three system calls instead of one.
+     * Whether the owner's threads are virtual. Where the transport asks ({@link #helpersFollowOwner}), helper
+     * threads are of the same kind: a virtual thread's I/O turns a blocking socket non-blocking for good, after
+     * which a platform thread's every blocking read costs three system calls instead of one.
      */
     private volatile boolean virtualOwner = true;
 
@@ -178,6 +178,18 @@ public abstract class AbstractConnection implements Connection {
      * @return true while a frame is in transit in either direction
      */
     protected boolean transferring() {
+        return false;
+    }
+
+    /**
+     * Whether helper threads (a ping, a reader while the owner is busy or for asynchronous calls) must be platform
+     * threads when the owner's are: true for a transport whose blocking reads a virtual thread would slow down for
+     * good (its I/O turns a blocking socket non-blocking). Otherwise helpers are virtual threads, which start in
+     * microseconds where a platform thread takes tens.
+     *
+     * @return whether helpers follow the owner's kind of thread; false by default
+     */
+    protected boolean helpersFollowOwner() {
         return false;
     }
 
@@ -572,7 +584,7 @@ public abstract class AbstractConnection implements Connection {
     }
 
     private Thread.Builder helperThread(String name) {
-        return (virtualOwner ? Thread.ofVirtual() : Thread.ofPlatform().daemon(true)).name(name);
+        return (!virtualOwner && helpersFollowOwner() ? Thread.ofPlatform().daemon(true) : Thread.ofVirtual()).name(name);
     }
 
     /** Makes sure someone reads while asynchronous calls or a ping are outstanding. */

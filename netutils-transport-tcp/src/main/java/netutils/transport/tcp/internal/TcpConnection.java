@@ -229,6 +229,11 @@ public final class TcpConnection extends AbstractConnection {
     }
 
     @Override
+    protected boolean helpersFollowOwner() {
+        return channel.isBlocking(); // a server's connection (or TLS): keep its platform-thread reads at one call
+    }
+
+    @Override
     protected boolean transferring() {
         return frameInProgress || sink.isWriting();
     }
