@@ -631,7 +631,9 @@ public abstract class AbstractConnection implements Connection {
     }
 
     private Message copyToOwnMemory(Message message) {
-        Message.Builder copy = message.toBuilder();
+        Message.Builder copy = Message.builder(message.type()).id(message.id().orElse(null))
+                .replyTo(message.replyTo().orElse(null));
+        message.meta().forEach(copy::meta);
         message.tensors().forEach((name, tensor) ->
                 copy.tensor(name, Tensor.copyOf(tensor.dtype(), tensor.data(), tensor.shape())));
         return copy.build();

@@ -209,13 +209,18 @@ final class TensorPool {
     }
 
     /**
-     * Heap arrays of small tensors, cached per platform thread: up to {@value #SLOTS} arrays of any size up to
-     * {@link Tensor#HEAP_LIMIT} (at most 512 KiB a thread), taken by exact length. An array is here only after the
+     * Heap arrays of small tensors, cached per platform thread: up to {@value #SLOTS} arrays of at most
+     * {@value #MAX_CACHED} bytes, taken by exact length. An array is here only after the
      * message that held it was closed; one taken is the caller's alone. Arrays come back with old bytes in them:
      * the decoder overwrites every byte of a tensor before anyone sees it.
      */
     static final class SmallArrays {
         private static final int SLOTS = 8;
+        /**
+         * The largest array kept: 16 KiB holds a token's hidden state of 8,192 bf16 or 4,096 f32 values, and keeps a
+         * thread's cache at 128 KiB at most (platform threads live long, and cached arrays stay with them).
+         */
+        private static final int MAX_CACHED = 16 * 1024;
         private static final ThreadLocal<byte[][]> CACHE = ThreadLocal.withInitial(() -> new byte[SLOTS][]);
 
         private SmallArrays() {
@@ -236,7 +241,7 @@ final class TensorPool {
         }
 
         static void give(byte[] array) {
-            if (Thread.currentThread().isVirtual()) {
+            if (array.length > MAX_CACHED || Thread.currentThread().isVirtual()) {
                 return; // the garbage collector takes it
             }
             byte[][] slots = CACHE.get();

@@ -278,4 +278,38 @@ class TcpCallsTest {
             assertThat(client.isOpen()).isTrue();
         }
     }
+
+    @Test
+    void aReplyReadByAThreadReceivingIntoItsOwnMemoryStillAnswersItsCall() throws Exception {
+        // The server answers each request, then sends a message of its own. The client's thread that receives into
+        // its own memory often reads the reply first: the call must get it (in memory of its own), and the
+        // receiver the other message.
+        MessageType push = MessageType.of("push");
+        ConnectionHandler answerThenPush = connection -> {
+            try {
+                while (true) {
+                    Message request = connection.receive();
+                    connection.send(Message.builder(MessageType.KV_INDEX).tensor("data", request.data())
+                            .meta("k", "v").replyTo(request).build());
+                    connection.send(Message.of(push, Tensor.scalar(7)));
+                }
+            } catch (ConnectionClosedException done) {
+                // the client left
+            }
+        };
+        try (TcpServer server = TcpServer.bind(0).serve(answerThenPush);
+                Connection client = TcpClient.connect("127.0.0.1", server.port());
+                java.lang.foreign.Arena arena = java.lang.foreign.Arena.ofConfined()) {
+            java.lang.foreign.MemorySegment own = arena.allocate(1 << 16, 64);
+            for (int i = 0; i < 30; i++) {
+                CompletableFuture<Message> call = client.requestAsync(Message.of(MessageType.KV_INDEX, Tensor.scalar(i)));
+                Message pushed = client.receive(java.lang.foreign.SegmentAllocator.slicingAllocator(own));
+                assertThat(pushed.type()).isEqualTo(push);
+                assertThat(pushed.data().longValue()).isEqualTo(7);
+                Message reply = call.get(10, TimeUnit.SECONDS);
+                assertThat(reply.data().longValue()).isEqualTo(i);
+                assertThat(reply.meta("k")).contains("v");
+            }
+        }
+    }
 }

@@ -79,4 +79,32 @@ class TcpLifecycleTest {
             assertThat(server.connectionCount()).isZero();
         }
     }
+
+    @Test
+    void interruptingAClientWaitingForAMessageEndsTheWaitAndClosesTheConnection() throws Exception {
+        ConnectionHandler silent = connection -> {
+            while (connection.isOpen()) {
+                connection.receive(Duration.ofMillis(100));
+            }
+        };
+        try (TcpServer server = TcpServer.bind(LOOPBACK, TcpServerOptions.builder().build()).serve(silent);
+                Connection client = TcpClient.connect("127.0.0.1", server.port())) {
+            CompletableFuture<Throwable> outcome = new CompletableFuture<>();
+            Thread waiting = Thread.ofPlatform().start(() -> {
+                try {
+                    client.receive();
+                    outcome.complete(null);
+                } catch (Throwable e) {
+                    outcome.complete(e);
+                }
+            });
+            Thread.sleep(200); // in its wait
+            waiting.interrupt();
+            // As with a blocking socket: the wait ends at once (it must not spin) and the connection is closed.
+            assertThat(outcome.get(5, TimeUnit.SECONDS)).isInstanceOf(java.io.IOException.class);
+            waiting.join(5000);
+            assertThat(waiting.isAlive()).isFalse();
+            assertThat(client.isOpen()).isFalse();
+        }
+    }
 }

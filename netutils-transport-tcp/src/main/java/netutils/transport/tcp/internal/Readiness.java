@@ -3,6 +3,7 @@ package netutils.transport.tcp.internal;
 import java.io.Closeable;
 import java.io.IOException;
 import java.nio.channels.AsynchronousCloseException;
+import java.nio.channels.ClosedByInterruptException;
 import java.nio.channels.ClosedSelectorException;
 import java.nio.channels.SelectionKey;
 import java.nio.channels.Selector;
@@ -17,7 +18,7 @@ import java.util.concurrent.TimeUnit;
  * here costs two, with the read that follows it).
  *
  * <p>Closing the channel does not wake a selector; {@link #close} does, and a waiter then finds the channel
- * closed. An interrupt ends a wait early; the read that follows then fails as reads of interrupted threads do.
+ * closed. An interrupt ends a wait and closes the channel, as it does a blocking channel's read.
  */
 final class Readiness implements Closeable {
     private final SocketChannel channel;
@@ -48,8 +49,9 @@ final class Readiness implements Closeable {
      * Waits until the channel is ready, at most until {@code deadlineNanos} ({@link System#nanoTime()} based;
      * {@link Long#MAX_VALUE}: no limit).
      *
-     * @return true if the channel is ready (or the thread was interrupted), false if the deadline passed first
+     * @return true if the channel is ready, false if the deadline passed first
      * @throws AsynchronousCloseException if the connection was closed meanwhile
+     * @throws ClosedByInterruptException if the thread was interrupted (the channel is then closed)
      */
     boolean await(long deadlineNanos) throws IOException {
         try {
@@ -67,7 +69,13 @@ final class Readiness implements Closeable {
                 if (!channel.isOpen() || !selector.isOpen()) {
                     throw new AsynchronousCloseException();
                 }
-                if (ready > 0 || Thread.currentThread().isInterrupted()) {
+                if (Thread.currentThread().isInterrupted()) {
+                    // As a blocking channel does: an interrupted wait closes the channel. (A non-blocking read would
+                    // ignore the interrupt and return nothing, and the wait would spin.)
+                    channel.close();
+                    throw new ClosedByInterruptException();
+                }
+                if (ready > 0) {
                     return true;
                 }
             }

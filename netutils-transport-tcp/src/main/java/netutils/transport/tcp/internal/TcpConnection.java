@@ -40,9 +40,17 @@ public final class TcpConnection extends AbstractConnection {
     private volatile String stalled;
     private volatile long lastFrameNanos = System.nanoTime();
     private volatile boolean frameInProgress;
-    /** When the reader began waiting for the next frame with nothing pending; 0 while it does not wait. */
-    private volatile long waitingSince;
-    /** Why the connection ends at the next wait for a frame (idle timeout, server shutdown), or null. */
+    /**
+     * The reader's wait for a frame: a positive token (one per wait) while it waits, {@link #NOT_WAITING},
+     * {@link #ENDING} while an ender looks whether anything arrived, {@link #ENDED} once it ended the wait.
+     */
+    private final java.util.concurrent.atomic.AtomicLong waitState = new java.util.concurrent.atomic.AtomicLong();
+    private static final long NOT_WAITING = 0;
+    private static final long ENDING = -1;
+    private static final long ENDED = -2;
+    /** The reader's next wait token; only the reader uses it. */
+    private long nextWaitToken = 1;
+    /** Why the wait was ended (idle timeout, server shutdown); set before {@link #ENDED}. */
     private volatile ConnectionClosedException endBetweenFrames;
     private final BooleanSupplier draining;
     private final TlsChannel tls; // null: plaintext
@@ -142,50 +150,78 @@ public final class TcpConnection extends AbstractConnection {
      * Waits for the next frame. A wait without a time limit is one plain blocking read, as fast as a socket
      * gets: the idle timeout and a server's shutdown do not poll, they end such a wait from outside
      * ({@link #endIfWaiting}) by shutting the socket's input while nothing of a next frame has arrived.
+     *
+     * <p>The wait and whoever ends it agree through {@link #waitState}: the reader claims the wait back
+     * ({@code token -> NOT_WAITING}) as soon as its read returns; an ender claims it first
+     * ({@code token -> ENDING}), looks whether anything arrived, and either gives it back or ends it
+     * ({@code ENDED}, then shuts the input). So a wait is either read or ended, never both: bytes that arrive in the
+     * microseconds of an ending are not read (the peer sees the connection close, as after any close), and a frame
+     * that was being read is never cut into a misleading "truncated frame" error.
      */
     private ChannelSource.Arrival awaitFrame(long waitNanos) throws IOException {
         if (source.hasBuffered()) {
             return ChannelSource.Arrival.FRAME;
         }
-        waitingSince = System.nanoTime();
+        long token = nextWaitToken++;
+        waitState.set(token);
+        boolean claimed = false;
         try {
-            // Both sides write their flag before reading the other's (volatile): either this reader sees that the
-            // server is shutting down, or the server sees this reader waiting and ends the wait.
+            // Both sides write before they read the other's state: either this reader sees that the server is
+            // shutting down, or the server sees this reader waiting and ends the wait.
             if (draining != null && draining.getAsBoolean() && source.nothingArrived()) {
-                endBetweenFrames = shuttingDown();
-            }
-            ConnectionClosedException end = endBetweenFrames;
-            if (end != null) {
-                throw end;
+                throw shuttingDown();
             }
             ChannelSource.Arrival arrival = source.awaitFrame(waitNanos);
-            end = endBetweenFrames;
-            if (arrival == ChannelSource.Arrival.END && end != null) {
-                throw end;
-            }
+            claimWait(token);
+            claimed = true;
             return arrival;
         } finally {
-            waitingSince = 0;
+            if (!claimed) {
+                waitState.compareAndSet(token, NOT_WAITING);
+            }
+        }
+    }
+
+    /** Takes the wait back after its read returned; throws why it ended if an ender took it first. */
+    private void claimWait(long token) throws ConnectionClosedException {
+        while (!waitState.compareAndSet(token, NOT_WAITING)) {
+            if (waitState.get() == ENDED) {
+                throw endBetweenFrames;
+            }
+            Thread.onSpinWait(); // ENDING: the ender decides within microseconds
         }
     }
 
     /**
      * Ends the connection if its reader is waiting for a frame of which nothing has arrived: a server shutting
-     * down calls this for every connection; the idle timeout calls it from the connection's timer. A frame that
-     * has arrived, even in part, is read and answered first (the reader checks again before its next wait).
+     * down calls this for every connection. A reader that is not waiting (a handler at work) finds the server
+     * shutting down before its next wait, after answering what has arrived.
      */
     public void endIfWaiting() {
-        if (draining != null && draining.getAsBoolean()) {
-            endWaiting(shuttingDown());
+        long token = waitState.get();
+        if (token > 0 && draining != null && draining.getAsBoolean()) {
+            endWait(token, shuttingDown());
         }
     }
 
-    private void endWaiting(ConnectionClosedException why) {
+    private void endWait(long token, ConnectionClosedException why) {
+        if (!waitState.compareAndSet(token, ENDING)) {
+            return; // the reader got something, or is waiting anew
+        }
+        boolean nothing;
         try {
-            if (waitingSince != 0 && source.nothingArrived()) {
-                endBetweenFrames = why;
-                channel.shutdownInput(); // the waiting read returns at once, as at the end of the stream
-            }
+            nothing = source.nothingArrived();
+        } catch (IOException | RuntimeException e) {
+            nothing = true; // closed already
+        }
+        if (!nothing) {
+            waitState.set(token); // bytes are there: the reader reads and answers them
+            return;
+        }
+        endBetweenFrames = why;
+        waitState.set(ENDED);
+        try {
+            channel.shutdownInput(); // the waiting read returns at once, as at the end of the stream
         } catch (IOException | RuntimeException e) {
             // Already closed: the reader has ended anyway.
         }
@@ -193,9 +229,9 @@ public final class TcpConnection extends AbstractConnection {
 
     @Override
     protected void onTimerTick(long now) {
-        long since = waitingSince;
-        if (idleNanos > 0 && since != 0 && now - since >= idleNanos) {
-            endWaiting(new ConnectionClosedException("closed " + peer() + ": no message for "
+        long token = waitState.get();
+        if (idleNanos > 0 && token > 0 && now - lastFrameNanos >= idleNanos) {
+            endWait(token, new ConnectionClosedException("closed " + peer() + ": no message for "
                     + Duration.ofNanos(idleNanos) + " (idle timeout)"));
         }
     }
