@@ -439,11 +439,25 @@ public abstract class AbstractConnection implements Connection {
         if (message.type().equals(PONG)) {
             return null;
         }
-        if (tensorMemory != null && message.replyTo().map(calls::containsKey).orElse(false)) {
+        if (tensorMemory != null && answersACall(message)) {
             // Read into the receive caller's memory, but it answers a call: give the call its own copy.
             message = copyToOwnMemory(message);
         }
         return message;
+    }
+
+    /** Whether {@link #route} will give {@code message} to a call (by its reply_to, or in order for older peers). */
+    private boolean answersACall(Message message) {
+        String replyTo = message.replyTo().orElse(null);
+        if (replyTo != null) {
+            return calls.containsKey(replyTo);
+        }
+        if (peerCorrelates || message.type().equals(MessageType.ERROR)) {
+            return false;
+        }
+        synchronized (sendOrder) {
+            return sendOrder.stream().anyMatch(call -> !call.future.isDone());
+        }
     }
 
     /**

@@ -101,7 +101,8 @@ class TcpLifecycleTest {
             Thread.sleep(200); // in its wait
             waiting.interrupt();
             // As with a blocking socket: the wait ends at once (it must not spin) and the connection is closed.
-            assertThat(outcome.get(5, TimeUnit.SECONDS)).isInstanceOf(java.io.IOException.class);
+            assertThat(outcome.get(5, TimeUnit.SECONDS)).isInstanceOf(java.io.InterruptedIOException.class)
+                    .hasMessageContaining("interrupted");
             waiting.join(5000);
             assertThat(waiting.isAlive()).isFalse();
             assertThat(client.isOpen()).isFalse();

@@ -177,18 +177,34 @@ public final class TcpConnection extends AbstractConnection {
             return arrival;
         } finally {
             if (!claimed) {
-                waitState.compareAndSet(token, NOT_WAITING);
+                leaveWait(token); // the read failed: no stale token may stay behind for an ender to act on
             }
         }
     }
 
     /** Takes the wait back after its read returned; throws why it ended if an ender took it first. */
     private void claimWait(long token) throws ConnectionClosedException {
-        while (!waitState.compareAndSet(token, NOT_WAITING)) {
+        for (int spins = 0; !waitState.compareAndSet(token, NOT_WAITING); spins++) {
             if (waitState.get() == ENDED) {
                 throw endBetweenFrames;
             }
-            Thread.onSpinWait(); // ENDING: the ender decides within microseconds
+            pause(spins); // ENDING: the ender decides within microseconds
+        }
+    }
+
+    /** Ends a wait whose read failed, after an ender that holds it has decided. */
+    private void leaveWait(long token) {
+        for (int spins = 0; waitState.get() == ENDING; spins++) {
+            pause(spins);
+        }
+        waitState.compareAndSet(token, NOT_WAITING);
+    }
+
+    private static void pause(int spins) {
+        if (spins < 100) {
+            Thread.onSpinWait();
+        } else {
+            Thread.yield(); // the ender may be off the CPU (two cores, or a virtual thread's carrier)
         }
     }
 
@@ -208,22 +224,28 @@ public final class TcpConnection extends AbstractConnection {
         if (!waitState.compareAndSet(token, ENDING)) {
             return; // the reader got something, or is waiting anew
         }
-        boolean nothing;
+        boolean end = false;
         try {
-            nothing = source.nothingArrived();
-        } catch (IOException | RuntimeException e) {
-            nothing = true; // closed already
+            try {
+                end = source.nothingArrived();
+            } catch (IOException | RuntimeException e) {
+                end = true; // closed already
+            }
+        } finally {
+            // Never leave the reader spinning on ENDING, whatever happened above.
+            if (end) {
+                endBetweenFrames = why;
+                waitState.set(ENDED);
+            } else {
+                waitState.set(token); // bytes are there: the reader reads and answers them
+            }
         }
-        if (!nothing) {
-            waitState.set(token); // bytes are there: the reader reads and answers them
-            return;
-        }
-        endBetweenFrames = why;
-        waitState.set(ENDED);
-        try {
-            channel.shutdownInput(); // the waiting read returns at once, as at the end of the stream
-        } catch (IOException | RuntimeException e) {
-            // Already closed: the reader has ended anyway.
+        if (end) {
+            try {
+                channel.shutdownInput(); // the waiting read returns at once, as at the end of the stream
+            } catch (IOException | RuntimeException e) {
+                // Already closed: the reader has ended anyway.
+            }
         }
     }
 
@@ -294,6 +316,12 @@ public final class TcpConnection extends AbstractConnection {
             SocketTimeoutException timeout = new SocketTimeoutException(stall + " (" + during + ", peer " + peer() + ")");
             timeout.initCause(e);
             return timeout;
+        }
+        if (e instanceof java.nio.channels.ClosedByInterruptException) {
+            java.io.InterruptedIOException interrupted = new java.io.InterruptedIOException("interrupted while "
+                    + during + " on the connection to " + peer() + ", which is closed (as an interrupted socket is)");
+            interrupted.initCause(e);
+            return interrupted;
         }
         if (e instanceof ClosedChannelException) {
             ConnectionClosedException closedHere = new ConnectionClosedException("connection to " + peer()
