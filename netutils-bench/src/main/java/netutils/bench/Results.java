@@ -30,6 +30,11 @@ final class Results {
     final Map<String, Double> memory = new LinkedHashMap<>();
 
     Row row(Stack stack) {
-        return rows.computeIfAbsent(stack.id, id -> new Row(id, stack.label, stack.large()));
+        return row(stack.id, stack.label, stack.large());
+    }
+
+    /** A row of its own for a stack measured again in another pass. */
+    Row row(String id, String label, boolean large) {
+        return rows.computeIfAbsent(id, key -> new Row(key, label, large));
     }
 }
