@@ -79,6 +79,27 @@ class TlsTest {
     }
 
     @Test
+    void overTlsTheIdleTimeoutAndAGracefulCloseEndWaitingConnectionsToo() throws Exception {
+        // A TLS reader waits in a blocking read of ciphertext; the idle timeout and close() end that wait from outside.
+        TcpServerOptions options = TcpServerOptions.builder().connection(TcpOptions.builder()
+                .tls(serverTls(serverKeys).build()).build()).idleTimeout(Duration.ofMillis(400)).build();
+        TcpServer server = TcpServer.bind(new java.net.InetSocketAddress(java.net.InetAddress.getLoopbackAddress(), 0),
+                options).serve(ECHO);
+        try (Connection idle = TcpClient.connect("127.0.0.1", server.port(), clientOptions(clientTls().build()));
+                Connection waiting = TcpClient.connect("127.0.0.1", server.port(), clientOptions(clientTls().build()))) {
+            assertThat(waiting.request(Message.of(MessageType.KV_INDEX, Tensor.scalar(1))).data().longValue()).isEqualTo(1);
+            assertThatThrownBy(() -> idle.receive(Duration.ofSeconds(5))).isInstanceOf(ConnectionClosedException.class);
+            assertThat(waiting.request(Message.of(MessageType.KV_INDEX, Tensor.scalar(2))).data().longValue()).isEqualTo(2);
+            long start = System.nanoTime();
+            server.close();
+            assertThat(java.util.concurrent.TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - start)).isLessThan(2000);
+            assertThatThrownBy(() -> waiting.receive(Duration.ofSeconds(5))).isInstanceOf(ConnectionClosedException.class);
+        } finally {
+            server.close();
+        }
+    }
+
+    @Test
     void mutualTlsCarriesTheSameAndTheServerSeesWhoTheClientIs() throws Exception {
         // The server answers with the name in the client's certificate: proof that it was asked for and checked.
         ConnectionHandler echoWithClientName = connection -> {
