@@ -5,8 +5,6 @@ import static org.assertj.core.api.Assertions.assertThat;
 import java.io.IOException;
 import java.net.ServerSocket;
 import java.nio.charset.StandardCharsets;
-import java.nio.file.Path;
-import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.TimeUnit;
 import netutils.api.ConnectionHandler;
@@ -24,23 +22,10 @@ import org.junit.jupiter.params.provider.ValueSource;
 @Timeout(120)
 class ExampleProgramsTest {
 
-    /** The examples' classes plus every runtime dependency: the module path a user's launcher would build. */
-    private static final String MODULE_PATH = modulePath();
-    private static final String JAVA = Path.of(System.getProperty("java.home"), "bin", "java").toString();
-
-    private static String modulePath() {
-        try {
-            String dependencies = java.nio.file.Files.readString(Path.of("target", "runtime-module-path.txt")).strip();
-            return Path.of("target", "classes").toAbsolutePath() + java.io.File.pathSeparator + dependencies;
-        } catch (IOException e) {
-            throw new java.io.UncheckedIOException("run the tests through Maven, which writes the module path", e);
-        }
-    }
+    private static final String MODULE_PATH = ChildJvms.modulePath();
 
     private static Process start(String mainClass, String... args) throws IOException {
-        List<String> command = new ArrayList<>(List.of(JAVA, "-p", MODULE_PATH, "-m", "netutils.examples/" + mainClass));
-        command.addAll(List.of(args));
-        return new ProcessBuilder(command).start();
+        return new ProcessBuilder(ChildJvms.command(List.of(), mainClass, args)).start();
     }
 
     private static String read(java.io.InputStream in) throws IOException {
@@ -60,9 +45,8 @@ class ExampleProgramsTest {
         int port = freePort();
         java.io.File serverErrors = java.io.File.createTempFile("example-server", ".err");
         serverErrors.deleteOnExit();
-        List<String> command = new ArrayList<>(List.of(JAVA, "-p", MODULE_PATH, "-m",
-                "netutils.examples/netutils.examples.ExampleServer", "--port", "" + port));
-        Process server = new ProcessBuilder(command).redirectError(serverErrors).start();
+        Process server = new ProcessBuilder(ChildJvms.command(List.of(), "netutils.examples.ExampleServer", "--port",
+                "" + port)).redirectError(serverErrors).start();
         try {
             String banner = new java.io.BufferedReader(new java.io.InputStreamReader(server.getInputStream())).readLine();
             assertThat(banner).contains("listening on 127.0.0.1:" + port);

@@ -2,9 +2,6 @@ package netutils.examples;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
-import java.io.BufferedReader;
-import java.io.IOException;
-import java.io.InputStreamReader;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -28,25 +25,6 @@ import org.junit.jupiter.api.io.TempDir;
  */
 @Timeout(180)
 class InferencePipelineTest {
-    private static final String JAVA = Path.of(System.getProperty("java.home"), "bin", "java").toString();
-
-    private static String modulePath() throws IOException {
-        String dependencies = Files.readString(Path.of("target", "runtime-module-path.txt")).strip();
-        return Path.of("target", "classes").toAbsolutePath() + java.io.File.pathSeparator + dependencies;
-    }
-
-    private static Process startStage(Path checkpoint, String stage, Path errors) throws IOException {
-        return new ProcessBuilder(JAVA, "-XX:+UseSerialGC", "-p", modulePath(), "-m",
-                "netutils.examples/netutils.examples.InferenceStage", "--checkpoint", checkpoint.toString(),
-                "--stage", stage, "--serializer", "msgpack").redirectError(errors.toFile()).start();
-    }
-
-    private static String address(Process stage) throws IOException {
-        String banner = new BufferedReader(new InputStreamReader(stage.getInputStream(), StandardCharsets.UTF_8)).readLine();
-        assertThat(banner).contains("listening on 127.0.0.1:");
-        return banner.substring(banner.lastIndexOf(' ') + 1);
-    }
-
     @Test
     void threeStagesInSeparateJvmsWithAMigrationEqualTheSingleProcessModelBitForBit(@TempDir Path dir) throws Exception {
         Path checkpoint = dir.resolve("model");
@@ -55,11 +33,11 @@ class InferencePipelineTest {
         List<Process> stages = new ArrayList<>();
         try {
             for (String stage : new String[] {"1/3", "2/3", "1/3"}) {
-                stages.add(startStage(checkpoint, stage, dir.resolve("stage" + stages.size() + ".err")));
+                stages.add(ChildJvms.startInferenceStage(checkpoint, stage, dir.resolve("stage" + stages.size() + ".err")));
             }
-            String first = address(stages.get(0));
-            String last = address(stages.get(1));
-            String spare = address(stages.get(2));
+            String first = ChildJvms.listeningAddress(ChildJvms.firstLine(stages.get(0)));
+            String last = ChildJvms.listeningAddress(ChildJvms.firstLine(stages.get(1)));
+            String spare = ChildJvms.listeningAddress(ChildJvms.firstLine(stages.get(2)));
             int[] prompt = {1, 15, 300, 42, 7, 1999, 64, 128, 4095, 0};
             int decoded = 40;
             LlamaModel whole = LlamaModel.load(checkpoint);
@@ -111,9 +89,9 @@ class InferencePipelineTest {
 
     @Test
     void demoPrintsPerTokenLinesAndASummaryAndAgreesWithTheSingleProcessRun(@TempDir Path dir) throws Exception {
-        Process demo = new ProcessBuilder(JAVA, "-p", modulePath(), "-m", "netutils.examples/netutils.examples.InferenceDemo",
+        Process demo = new ProcessBuilder(ChildJvms.command(List.of(), "netutils.examples.InferenceDemo",
                 "--tokens", "6", "--stages", "4", "--migrate-at", "3", "--warmup", "0", "--serializer", "kryo",
-                "--checkpoint", dir.resolve("model").toString()).redirectError(dir.resolve("demo.err").toFile()).start();
+                "--checkpoint", dir.resolve("model").toString())).redirectError(dir.resolve("demo.err").toFile()).start();
         String out = new String(demo.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
         assertThat(demo.waitFor(120, TimeUnit.SECONDS)).isTrue();
         String err = Files.readString(dir.resolve("demo.err"));

@@ -2,9 +2,7 @@ package netutils.examples;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
-import java.io.BufferedReader;
 import java.io.IOException;
-import java.io.InputStreamReader;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -34,7 +32,6 @@ import org.junit.jupiter.api.io.TempDir;
  */
 @Timeout(180)
 class InferencePythonStageTest {
-    private static final String JAVA = Path.of(System.getProperty("java.home"), "bin", "java").toString();
     private static final String PYTHON = "/usr/bin/python3";
     private static final Path ROOT = Path.of("..").toAbsolutePath().normalize();
     private static boolean hasTorch;
@@ -66,17 +63,6 @@ class InferencePythonStageTest {
         }
     }
 
-    private static String modulePath() throws IOException {
-        String dependencies = Files.readString(Path.of("target", "runtime-module-path.txt")).strip();
-        return Path.of("target", "classes").toAbsolutePath() + java.io.File.pathSeparator + dependencies;
-    }
-
-    private static Process startJavaStage(Path checkpoint, String stage, Path errors) throws IOException {
-        return new ProcessBuilder(JAVA, "-XX:+UseSerialGC", "-p", modulePath(), "-m",
-                "netutils.examples/netutils.examples.InferenceStage", "--checkpoint", checkpoint.toString(),
-                "--stage", stage, "--serializer", "msgpack").redirectError(errors.toFile()).start();
-    }
-
     private static Process startPythonStage(Path checkpoint, String stage, Path errors) throws IOException {
         ProcessBuilder builder = new ProcessBuilder(PYTHON, ROOT.resolve(InferenceDemo.PYTHON_STAGE).toString(),
                 "--checkpoint", checkpoint.toString(), "--stage", stage, "--serializer", "msgpack")
@@ -84,15 +70,6 @@ class InferencePythonStageTest {
         builder.environment().put("PYTHONPATH", ROOT.resolve("python").toString());
         builder.environment().put("PYTHONDONTWRITEBYTECODE", "1");
         return builder.start();
-    }
-
-    private static String banner(Process stage) throws IOException {
-        return new BufferedReader(new InputStreamReader(stage.getInputStream(), StandardCharsets.UTF_8)).readLine();
-    }
-
-    private static String address(String banner) {
-        assertThat(banner).contains(" listening on 127.0.0.1:");
-        return banner.substring(banner.lastIndexOf(' ') + 1);
     }
 
     @Test
@@ -104,12 +81,12 @@ class InferencePythonStageTest {
         List<Process> stages = new ArrayList<>();
         try {
             stages.add(startPythonStage(checkpoint, "1/3", dir.resolve("stage0.err")));
-            stages.add(startJavaStage(checkpoint, "2/3", dir.resolve("stage1.err")));
-            stages.add(startJavaStage(checkpoint, "1/3", dir.resolve("stage2.err")));
-            String pythonBanner = banner(stages.get(0));
-            String python = address(pythonBanner);
-            String last = address(banner(stages.get(1)));
-            String javaSpare = address(banner(stages.get(2)));
+            stages.add(ChildJvms.startInferenceStage(checkpoint, "2/3", dir.resolve("stage1.err")));
+            stages.add(ChildJvms.startInferenceStage(checkpoint, "1/3", dir.resolve("stage2.err")));
+            String pythonBanner = ChildJvms.firstLine(stages.get(0));
+            String python = ChildJvms.listeningAddress(pythonBanner);
+            String last = ChildJvms.listeningAddress(ChildJvms.firstLine(stages.get(1)));
+            String javaSpare = ChildJvms.listeningAddress(ChildJvms.firstLine(stages.get(2)));
             assertThat(pythonBanner).startsWith("python stage 1/3 (layers 2:4, " + (hasTorch ? "torch " : "numpy "));
 
             int[] prompt = {1, 15, 300, 42, 7, 1999, 64, 128, 4095, 0};
@@ -187,9 +164,9 @@ class InferencePythonStageTest {
 
     @Test
     void theDemoRunsAPythonStageAndSaysHowCloseItsLogitsAre(@TempDir Path dir) throws Exception {
-        Process demo = new ProcessBuilder(JAVA, "-p", modulePath(), "-m", "netutils.examples/netutils.examples.InferenceDemo",
+        Process demo = new ProcessBuilder(ChildJvms.command(List.of(), "netutils.examples.InferenceDemo",
                 "--tokens", "6", "--stages", "3", "--python-stage", "2", "--migrate-at", "3", "--warmup", "0",
-                "--serializer", "msgpack", "--checkpoint", dir.resolve("model").toString())
+                "--serializer", "msgpack", "--checkpoint", dir.resolve("model").toString()))
                 .redirectError(dir.resolve("demo.err").toFile()).start();
         String out = new String(demo.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
         assertThat(demo.waitFor(120, TimeUnit.SECONDS)).isTrue();
