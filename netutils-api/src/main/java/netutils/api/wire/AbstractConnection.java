@@ -54,8 +54,8 @@ public abstract class AbstractConnection implements Connection {
 
     /**
      * Deadlines of asynchronous calls and the keepalive ticks. A cancelled deadline (its call was answered) is
-     * removed at once: left in the queue until it would have fired, 30,000 answered calls a second with a 30 s
-     * deadline would keep nearly a million dead timers.
+     * removed at once: left in the queue until it would have fired, 30,000 answered calls a second with the
+     * default 2-minute deadline would keep millions of dead timers.
      */
     private static final ScheduledExecutorService TIMERS = timers();
 
@@ -260,7 +260,7 @@ public abstract class AbstractConnection implements Connection {
                 Message unmatched;
                 try {
                     Message read = readOne(remaining, tensorMemory);
-                    unmatched = read == null ? null : route(read);
+                    unmatched = read == null ? null : route(read, tensorMemory);
                 } finally {
                     releaseReader();
                 }
@@ -308,7 +308,7 @@ public abstract class AbstractConnection implements Connection {
                     if (!call.future.isDone()) {
                         Message read = readOne(remaining, null);
                         if (read != null) {
-                            queue(route(read));
+                            queue(route(read, null));
                         }
                     }
                 } catch (IOException e) {
@@ -439,39 +439,23 @@ public abstract class AbstractConnection implements Connection {
         if (message.type().equals(PONG)) {
             return null;
         }
-        if (tensorMemory != null && answersACall(message)) {
-            // Read into the receive caller's memory, but it answers a call: give the call its own copy.
-            message = copyToOwnMemory(message);
-        }
         return message;
-    }
-
-    /** Whether {@link #route} will give {@code message} to a call (by its reply_to, or in order for older peers). */
-    private boolean answersACall(Message message) {
-        String replyTo = message.replyTo().orElse(null);
-        if (replyTo != null) {
-            return calls.containsKey(replyTo);
-        }
-        if (peerCorrelates || message.type().equals(MessageType.ERROR)) {
-            return false;
-        }
-        synchronized (sendOrder) {
-            return sendOrder.stream().anyMatch(call -> !call.future.isDone());
-        }
     }
 
     /**
      * Gives a message to whoever it belongs to.
      *
+     * @param tensorMemory the memory it was read into, {@code null} for the default: a call gets a copy of a message
+     *     read into a receiver's memory
      * @return the message if it is for {@code receive}, {@code null} if it went to a call or was dropped
      */
-    private Message route(Message message) throws IOException {
+    private Message route(Message message, SegmentAllocator tensorMemory) throws IOException {
         String replyTo = message.replyTo().orElse(null);
         boolean isError = message.type().equals(MessageType.ERROR);
         if (replyTo == null && !isError && !peerCorrelates) {
             Call oldest = oldestOutstanding();
             if (oldest != null && calls.remove(oldest.id, oldest)) {
-                oldest.future.complete(message);
+                oldest.future.complete(forCall(message, tensorMemory));
                 signal();
                 return null;
             }
@@ -488,7 +472,7 @@ public abstract class AbstractConnection implements Connection {
                 if (isError) {
                     call.future.completeExceptionally(remoteError(message));
                 } else {
-                    call.future.complete(message);
+                    call.future.complete(forCall(message, tensorMemory));
                 }
                 signal();
                 return null;
@@ -624,7 +608,7 @@ public abstract class AbstractConnection implements Connection {
                         try {
                             Message read = readOne(TimeUnit.MILLISECONDS.toNanos(50), null);
                             if (read != null) {
-                                queue(route(read));
+                                queue(route(read, null));
                             }
                         } finally {
                             releaseReader();
@@ -644,7 +628,15 @@ public abstract class AbstractConnection implements Connection {
         });
     }
 
-    private Message copyToOwnMemory(Message message) {
+    /**
+     * The message as a call gets it: a message read into the memory of a thread in {@code receive(allocator)}
+     * ({@code tensorMemory} not null) is copied, since that memory is the receiver's to reuse.
+     */
+    private static Message forCall(Message message, SegmentAllocator tensorMemory) {
+        return tensorMemory == null ? message : copyToOwnMemory(message);
+    }
+
+    private static Message copyToOwnMemory(Message message) {
         Message.Builder copy = Message.builder(message.type()).id(message.id().orElse(null))
                 .replyTo(message.replyTo().orElse(null));
         message.meta().forEach(copy::meta);

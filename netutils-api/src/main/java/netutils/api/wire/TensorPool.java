@@ -19,10 +19,10 @@ import netutils.api.internal.Memory;
  * speed for 256 MiB messages on a small VM); reused memory costs nothing.
  *
  * <p>Tensors of up to {@link Tensor#HEAP_LIMIT} bytes stay on the Java heap, in arrays that a closed message gives
- * back to a small cache of the closing thread (platform threads only: a virtual thread's cache would live as long as
- * the thread and be used once): a decoded token's hidden state then costs no fresh, zeroed 8 KiB array each, which
- * was the largest single cost of decoding a small message. Larger ones get a chunk of a size class (four classes per power of two, so at most a quarter is wasted); a
- * message's chunks are lent together under one {@link MemoryLease} and come back when the message is closed.
+ * back to a small cache of the closing thread ({@link SmallArrays}): a decoded token's hidden state then costs no
+ * fresh, zeroed 8 KiB array each, which was the largest single cost of decoding a small message. Larger ones get
+ * a chunk of a size class (four classes per power of two, so at most a quarter is wasted); a message's chunks are
+ * lent together under one {@link MemoryLease} and come back when the message is closed.
  * A chunk is never on the free list while a message that has not been closed holds it: chunks of a message
  * that is garbage-collected unclosed are simply freed. Idle chunks are capped at {@link #maxIdleBytes()}
  * ({@code -Dnetutils.pool.maxIdleBytes}, 1 GiB by default); beyond that, released chunks are freed.
@@ -45,6 +45,7 @@ final class TensorPool {
     private final AtomicLong collections = new AtomicLong();
     private final long collectAfterBytes;
     private final Collection collection;
+    private final Map<Long, ConcurrentLinkedDeque<MemorySegment>> free = new ConcurrentHashMap<>();
 
     /** When {@link #collectLostChunksIfNeeded} last asked for a collection; guarded by itself. */
     private static final class Collection {
@@ -52,7 +53,6 @@ final class TensorPool {
         long freshSinceLast;
         long lostAtLast = -1;
     }
-    private final Map<Long, ConcurrentLinkedDeque<MemorySegment>> free = new ConcurrentHashMap<>();
 
     TensorPool(long maxIdleBytes) {
         this(maxIdleBytes, Long.getLong("netutils.pool.collectAfterBytes", 1L << 30));
@@ -209,10 +209,10 @@ final class TensorPool {
     }
 
     /**
-     * Heap arrays of small tensors, cached per platform thread: up to {@value #SLOTS} arrays of at most
-     * {@value #MAX_CACHED} bytes, taken by exact length. An array is here only after the
-     * message that held it was closed; one taken is the caller's alone. Arrays come back with old bytes in them:
-     * the decoder overwrites every byte of a tensor before anyone sees it.
+     * Heap arrays of small tensors, cached per platform thread (a virtual thread's cache would live as long as the
+     * thread and be used once): up to {@value #SLOTS} arrays of at most {@value #MAX_CACHED} bytes, taken by exact
+     * length. An array is here only after the message that held it was closed; one taken is the caller's alone.
+     * Arrays come back with old bytes in them: the decoder overwrites every byte of a tensor before anyone sees it.
      */
     static final class SmallArrays {
         private static final int SLOTS = 8;

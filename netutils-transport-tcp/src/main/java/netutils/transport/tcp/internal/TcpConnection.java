@@ -7,6 +7,7 @@ import java.net.StandardSocketOptions;
 import java.nio.channels.ClosedChannelException;
 import java.nio.channels.SocketChannel;
 import java.time.Duration;
+import java.util.concurrent.atomic.AtomicLong;
 import java.util.function.BooleanSupplier;
 import netutils.api.ConnectionClosedException;
 import netutils.api.Message;
@@ -20,8 +21,9 @@ import netutils.api.wire.Serializers;
 import netutils.transport.tcp.TcpOptions;
 
 /**
- * A connection over a {@link SocketChannel} (blocking on a server, non-blocking on a client: see {@link Readiness}): {@link ChannelSink} writes, {@link ChannelSource} reads
- * (await the next frame, read its header, reserve its body in the server's budget, read the body), and
+ * A connection over a {@link SocketChannel} (blocking on a server, non-blocking on a client: see
+ * {@link Readiness}): {@link ChannelSink} writes, {@link ChannelSource} reads (await the next frame, read its
+ * header, reserve its body in the server's budget, read the body), and
  * {@link AbstractConnection} adds calls, keepalive and routing. Timeouts inside a frame come from the
  * {@link IoWatchdog}; the wait between frames is the caller's.
  */
@@ -44,7 +46,7 @@ public final class TcpConnection extends AbstractConnection {
      * The reader's wait for a frame: a positive token (one per wait) while it waits, {@link #NOT_WAITING},
      * {@link #ENDING} while an ender looks whether anything arrived, {@link #ENDED} once it ended the wait.
      */
-    private final java.util.concurrent.atomic.AtomicLong waitState = new java.util.concurrent.atomic.AtomicLong();
+    private final AtomicLong waitState = new AtomicLong();
     private static final long NOT_WAITING = 0;
     private static final long ENDING = -1;
     private static final long ENDED = -2;
@@ -168,7 +170,7 @@ public final class TcpConnection extends AbstractConnection {
         try {
             // Both sides write before they read the other's state: either this reader sees that the server is
             // shutting down, or the server sees this reader waiting and ends the wait.
-            if (draining != null && draining.getAsBoolean() && source.nothingArrived()) {
+            if (serverShuttingDown() && source.nothingArrived()) {
                 throw shuttingDown();
             }
             ChannelSource.Arrival arrival = source.awaitFrame(waitNanos);
@@ -215,7 +217,7 @@ public final class TcpConnection extends AbstractConnection {
      */
     public void endIfWaiting() {
         long token = waitState.get();
-        if (token > 0 && draining != null && draining.getAsBoolean()) {
+        if (token > 0 && serverShuttingDown()) {
             endWait(token, shuttingDown());
         }
     }
@@ -256,6 +258,10 @@ public final class TcpConnection extends AbstractConnection {
             endWait(token, new ConnectionClosedException("closed " + peer() + ": no message for "
                     + Duration.ofNanos(idleNanos) + " (idle timeout)"));
         }
+    }
+
+    private boolean serverShuttingDown() {
+        return draining != null && draining.getAsBoolean();
     }
 
     private ConnectionClosedException shuttingDown() {
