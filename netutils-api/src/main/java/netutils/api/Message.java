@@ -294,9 +294,7 @@ public final class Message implements AutoCloseable {
                 tensors = new LinkedHashMap<>(tensors);
                 tensorsShared = false;
             }
-            if (tensors.putIfAbsent(name, tensor) != null) {
-                throw new IllegalArgumentException("tensor '" + name + "' is already in this message");
-            }
+            tensors.put(name, tensor);
             return this;
         }
 
