@@ -55,6 +55,15 @@ public final class JsonSerializer implements Serializer {
 
     @Override
     public byte[] writeEnvelope(Envelope envelope) {
+        byte[] ascii = AsciiEnvelopeWriter.write(envelope);
+        if (ascii != null) {
+            return ascii;
+        }
+        return writeWithJackson(envelope);
+    }
+
+    /** The general path of writing: Jackson escapes and encodes any string. */
+    static byte[] writeWithJackson(Envelope envelope) {
         ByteArrayOutputStream out = new ByteArrayOutputStream(128 + 96 * envelope.tensors().size());
         try (JsonGenerator gen = FACTORY.createGenerator(ObjectWriteContext.empty(), out)) {
             EnvelopeSchema.write(envelope, JacksonTrees.writer(gen));
@@ -64,6 +73,10 @@ public final class JsonSerializer implements Serializer {
 
     @Override
     public Envelope readEnvelope(byte[] bytes) throws ProtocolException {
+        Envelope canonical = AsciiEnvelopeReader.read(bytes);
+        if (canonical != null) {
+            return canonical;
+        }
         Envelope common = CommonEnvelopes.read(bytes);
         if (common != null) {
             return common;
