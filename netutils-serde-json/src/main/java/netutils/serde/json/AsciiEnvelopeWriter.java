@@ -57,14 +57,20 @@ final class AsciiEnvelopeWriter implements EnvelopeSchema.TreeWriter {
     @Override
     public void number(long value) {
         beforeValue();
-        if (value >= 0 && value < 10) {
-            put((byte) ('0' + value));
+        if (value < 0) {
+            unusual = true; // the schema has none; Jackson writes what it is given
             return;
         }
-        String digits = Long.toString(value);
-        ensure(digits.length());
-        for (int i = 0; i < digits.length(); i++) {
-            bytes[length++] = (byte) digits.charAt(i);
+        int digits = 1;
+        for (long rest = value / 10; rest > 0; rest /= 10) {
+            digits++;
+        }
+        ensure(digits);
+        length += digits;
+        long rest = value;
+        for (int i = length - 1; i >= length - digits; i--) {
+            bytes[i] = (byte) ('0' + rest % 10);
+            rest /= 10;
         }
     }
 

@@ -58,6 +58,12 @@ public final class MsgpackSerializer implements Serializer {
 
     @Override
     public byte[] writeEnvelope(Envelope envelope) {
+        byte[] canonical = CanonicalEnvelopes.write(envelope);
+        return canonical != null ? canonical : writeWithPacker(envelope);
+    }
+
+    /** The general path of writing: msgpack-core encodes any string. */
+    static byte[] writeWithPacker(Envelope envelope) {
         try (MessageBufferPacker packer = PACKER.newBufferPacker()) {
             EnvelopeSchema.write(envelope, new PackingWriter(packer));
             return packer.toByteArray();
@@ -118,6 +124,12 @@ public final class MsgpackSerializer implements Serializer {
 
     @Override
     public Envelope readEnvelope(byte[] bytes) throws ProtocolException {
+        Envelope canonical = CanonicalEnvelopes.read(bytes);
+        return canonical != null ? canonical : readWithUnpacker(bytes);
+    }
+
+    /** The general path of reading: anything msgpack-core parses, checked by {@link EnvelopeSchema#fromTree}. */
+    static Envelope readWithUnpacker(byte[] bytes) throws ProtocolException {
         try (MessageUnpacker in = MessagePack.newDefaultUnpacker(bytes)) {
             Reader reader = new Reader(in, bytes.length);
             if (!in.hasNext()) {
