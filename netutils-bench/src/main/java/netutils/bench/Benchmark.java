@@ -43,6 +43,9 @@ public final class Benchmark {
     static final long LARGE = 256L << 20;
     static final int SMALL = 8 << 10;
     private static final List<String> SERIALIZERS = List.of("json", "msgpack", "kryo");
+    /** Runs the 8 KiB pass only and prints its rows: the child JVM that {@link #smallOnOneCpu} starts. */
+    private static final String ONE_CPU_CHILD = "--one-cpu-child";
+    private static final String ROW_PREFIX = "ROW\t";
 
     private final boolean quick;
     private final Path out;
@@ -64,8 +67,14 @@ public final class Benchmark {
         }
         int outIndex = list.indexOf("--out");
         int onlyIndex = list.indexOf("--only");
-        new Benchmark(list.contains("--quick"), Path.of(outIndex >= 0 ? args[outIndex + 1] : "bench-results"),
-                onlyIndex >= 0 ? List.of(args[onlyIndex + 1].split(",")) : List.of()).run();
+        Benchmark benchmark = new Benchmark(list.contains("--quick"),
+                Path.of(outIndex >= 0 ? args[outIndex + 1] : "bench-results"),
+                onlyIndex >= 0 ? List.of(args[onlyIndex + 1].split(",")) : List.of());
+        if (list.contains(ONE_CPU_CHILD)) {
+            benchmark.oneCpuChild();
+        } else {
+            benchmark.run();
+        }
         // Event-loop and server threads of the other stacks are daemons or closed; exit promptly all the same.
         System.exit(0);
     }
@@ -101,6 +110,7 @@ public final class Benchmark {
             List<Stack> small = stacks.stream().filter(Stack::small).toList();
             large(large);
             small(small);
+            smallOnOneCpu();
             if (wantedPart("inflight")) {
                 inFlight(stacks);
             }
@@ -143,6 +153,10 @@ public final class Benchmark {
                     "netutils " + serializer + ", receive(allocator), reused memory", serializer,
                     NetutilsStack.Receive.REUSED, false, payload, sinkMemory, SMALL));
         }
+        createSmall(stacks, payload, sinkMemory);
+    }
+
+    private void createSmall(List<Stack> stacks, MemorySegment payload, MemorySegment sinkMemory) throws Exception {
         // 8 KiB: raw echo on a platform thread (the baseline) and on a virtual thread, Netty, gRPC, netutils.
         stacks.add(RawSocket.echo("raw-echo", "raw socket, platform-thread server", SMALL, false));
         stacks.add(RawSocket.echo("raw-echo-virtual", "raw socket, virtual-thread server", SMALL, true));
@@ -242,10 +256,20 @@ public final class Benchmark {
 
     // ------------------------------------------------------------------ 8 KiB
 
+    private int smallWarmup() {
+        return quick ? 3_000 : 20_000;
+    }
+
+    private int smallRounds() {
+        return quick ? 10 : 60;
+    }
+
+    private static final int SMALL_PER_ROUND = 500;
+
     private void small(List<Stack> stacks) throws Exception {
-        int warmup = quick ? 3_000 : 20_000;
-        int rounds = quick ? 10 : 60;
-        int perRound = 500;
+        int warmup = smallWarmup();
+        int rounds = smallRounds();
+        int perRound = SMALL_PER_ROUND;
         System.out.printf("%n2. 8 KiB hidden_state request and answer: %d warm-up each, then %d rounds of %d on every stack"
                 + " in turn%n", warmup, rounds, perRound);
         Map<Stack, Rounds> measured = Rounds.measure(stacks, warmup, rounds, perRound, Stack::roundTrip);
@@ -266,6 +290,86 @@ public final class Benchmark {
         }
     }
 
+    /**
+     * The 8 KiB pass again in a child JVM held to one CPU ({@code taskset}). On two CPUs the scheduler places each
+     * stack's server thread on the client's CPU (a wake-up is a switch: 15-25 us here) or on the other one (an
+     * inter-processor wake-up: 30-45 us), and keeps that placement for a whole pass, differently for each stack; on
+     * one CPU every stack pays the same switches, and what differs is the work each stack adds. The child sees two
+     * processors (-XX:ActiveProcessorCount) so that its collector and thread pools are the parent's.
+     */
+    private void smallOnOneCpu() throws Exception {
+        if (results.smallBaseline.isEmpty()) {
+            return;
+        }
+        System.out.printf("%n2b. the same on one CPU: a child JVM under taskset -c 0%n");
+        String java = Path.of(System.getProperty("java.home"), "bin", "java").toString();
+        List<String> command = new ArrayList<>(List.of("taskset", "-c", "0", java, "-XX:ActiveProcessorCount=2", "-cp",
+                System.getProperty("java.class.path"), Benchmark.class.getName(), ONE_CPU_CHILD));
+        if (quick) {
+            command.add("--quick");
+        }
+        if (!only.isEmpty()) {
+            command.addAll(List.of("--only", String.join(",", only)));
+        }
+        Path said = Files.createTempFile("netutils-bench-one-cpu", ".txt");
+        try {
+            Process child;
+            try {
+                child = new ProcessBuilder(command).redirectErrorStream(true).redirectOutput(said.toFile()).start();
+            } catch (java.io.IOException e) {
+                System.out.println("   skipped: cannot run taskset (" + e.getMessage() + ")");
+                return;
+            }
+            if (!child.waitFor(30, TimeUnit.MINUTES)) {
+                child.destroyForcibly();
+            }
+            List<String> lines = Files.readAllLines(said);
+            List<String> rows = lines.stream().filter(line -> line.startsWith(ROW_PREFIX)).toList();
+            if (child.exitValue() != 0 || rows.isEmpty()) {
+                System.out.println("   FAILED (exit " + child.exitValue() + "); the child said:\n" + String.join("\n", lines));
+                return;
+            }
+            for (String line : rows) {
+                String[] f = line.split("\t");
+                Results.Row row = results.row(f[1] + "-one-cpu", f[2] + ", one CPU", false);
+                String[] keys = {"p50_us", "p99_us", "p50_ratio", "p99_ratio", "cpu_us_per_op", "cpu_ratio"};
+                for (int i = 0; i < keys.length; i++) {
+                    row.put(keys[i], Double.parseDouble(f[3 + i]));
+                }
+                printSmallRow(row, row.label);
+            }
+        } finally {
+            Files.deleteIfExists(said);
+        }
+    }
+
+    /** The child of {@link #smallOnOneCpu}: the 8 KiB stacks only, their rows printed for the parent. */
+    private void oneCpuChild() throws Exception {
+        MemorySegment none = Arena.global().allocate(64, 64);
+        List<Stack> stacks = new ArrayList<>();
+        try {
+            createSmall(stacks, none, none);
+            List<Stack> small = stacks;
+            System.out.printf("on %s: %d warm-up each, then %d rounds of %d on every stack in turn%n",
+                    Runtime.getRuntime().availableProcessors() + " processors seen, taskset -c 0", smallWarmup(),
+                    smallRounds(), SMALL_PER_ROUND);
+            Map<Stack, Rounds> measured = Rounds.measure(small, smallWarmup(), smallRounds(), SMALL_PER_ROUND,
+                    Stack::roundTrip);
+            Rounds base = measured.get(small.stream().filter(s -> s.id.equals("raw-echo")).findFirst().orElseThrow());
+            for (Stack stack : small) {
+                Results.Row row = results.row(stack);
+                smallRow(row, stack.label, measured.get(stack), base);
+                System.out.println(ROW_PREFIX + String.join("\t", stack.id, stack.label,
+                        String.join("\t", java.util.stream.Stream.of("p50_us", "p99_us", "p50_ratio", "p99_ratio",
+                                "cpu_us_per_op", "cpu_ratio").map(key -> Double.toString(row.get(key))).toList())));
+            }
+        } finally {
+            for (Stack stack : stacks) {
+                stack.close();
+            }
+        }
+    }
+
     private static void smallRow(Results.Row row, String label, Rounds r, Rounds base) {
         row.put("p50_us", r.percentile(0.50) / 1e3);
         row.put("p99_us", r.percentile(0.99) / 1e3);
@@ -273,6 +377,10 @@ public final class Benchmark {
         row.put("p99_ratio", (double) r.percentile(0.99) / base.percentile(0.99));
         row.put("cpu_us_per_op", r.cpuPerOp() / 1e3);
         row.put("cpu_ratio", r.pairedCpuRatio(base));
+        printSmallRow(row, label);
+    }
+
+    private static void printSmallRow(Results.Row row, String label) {
         System.out.printf("   %-45s p50 %6.1f us  p99 %7.1f us  CPU %6.1f us/op   p50 %.2fx  p99 %.2fx  CPU %.2fx%n",
                 label, row.get("p50_us"), row.get("p99_us"), row.get("cpu_us_per_op"), row.get("p50_ratio"),
                 row.get("p99_ratio"), row.get("cpu_ratio"));
