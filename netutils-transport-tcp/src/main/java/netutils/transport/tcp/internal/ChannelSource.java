@@ -19,8 +19,10 @@ import netutils.api.wire.FrameSource;
  *
  * <p>A blocking channel waits in its read (a server's connections: one system call per read, like a plain
  * socket); a timed wait there uses the socket's own timed read, and leaves the connection usable when nothing
- * arrived. A non-blocking channel (a client's connections, whose calls all wait with a deadline) waits on its
- * {@link Readiness} and then reads. Every read inside a frame is watched by the {@link IoWatchdog}.
+ * arrived. A non-blocking channel (a client's connections, whose calls all wait with a deadline) reads first and
+ * waits on its {@link Readiness} only when nothing is there (so a reply already arrived is taken even by an
+ * interrupted thread; its next wait that finds nothing ends as the interrupt says). Every read inside a frame is
+ * watched by the {@link IoWatchdog}.
  *
  * <p>Over TLS the same reads go through a {@link TlsChannel}, which decrypts into this buffer or straight into a
  * tensor's memory; over plaintext the only extra cost is a null check per read.

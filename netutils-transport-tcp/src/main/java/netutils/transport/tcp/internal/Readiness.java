@@ -18,7 +18,8 @@ import java.util.concurrent.TimeUnit;
  * here costs two, with the read that follows it).
  *
  * <p>Closing the channel does not wake a selector; {@link #close} does, and a waiter then finds the channel
- * closed. An interrupt ends a wait and closes the channel, as it does a blocking channel's read.
+ * closed. An interrupt ends a wait and closes the channel, as it does a blocking channel's read (readers read
+ * before they wait, so bytes already there are still taken by an interrupted thread).
  */
 final class Readiness implements Closeable {
     private final SocketChannel channel;
