@@ -43,8 +43,8 @@ public final class Benchmark {
     static final long LARGE = 256L << 20;
     static final int SMALL = 8 << 10;
     private static final List<String> SERIALIZERS = List.of("json", "msgpack", "kryo");
-    /** Runs the 8 KiB pass only and prints its rows: the child JVM that {@link #smallOnOneCpu} starts. */
-    private static final String ONE_CPU_CHILD = "--one-cpu-child";
+    /** Runs the 8 KiB pass only and prints its rows: the child JVMs that {@link #placedPass} starts. */
+    private static final String PLACED_CHILD = "--placed-child";
     private static final String ROW_PREFIX = "ROW\t";
 
     private final boolean quick;
@@ -70,8 +70,8 @@ public final class Benchmark {
         Benchmark benchmark = new Benchmark(list.contains("--quick"),
                 Path.of(outIndex >= 0 ? args[outIndex + 1] : "bench-results"),
                 onlyIndex >= 0 ? List.of(args[onlyIndex + 1].split(",")) : List.of());
-        if (list.contains(ONE_CPU_CHILD)) {
-            benchmark.oneCpuChild();
+        if (list.contains(PLACED_CHILD)) {
+            benchmark.placedChild();
         } else {
             benchmark.run();
         }
@@ -110,7 +110,7 @@ public final class Benchmark {
             List<Stack> small = stacks.stream().filter(Stack::small).toList();
             large(large);
             small(small);
-            smallOnOneCpu();
+            smallPlaced();
             if (wantedPart("inflight")) {
                 inFlight(stacks);
             }
@@ -291,47 +291,59 @@ public final class Benchmark {
     }
 
     /**
-     * The 8 KiB pass again in a child JVM held to one CPU ({@code taskset}). On two CPUs the scheduler places each
-     * stack's server thread on the client's CPU (a wake-up is a switch: 15-25 us here) or on the other one (an
-     * inter-processor wake-up: 30-45 us), and keeps that placement for a whole pass, differently for each stack; on
-     * one CPU every stack pays the same switches, and what differs is the work each stack adds. The child sees two
-     * processors (-XX:ActiveProcessorCount) so that its collector and thread pools are the parent's.
+     * The 8 KiB pass again in child JVMs whose threads are placed, first all on one CPU ({@code taskset -c 0}), then
+     * clients on CPU 0 and servers on CPU 1 ({@link Placement}). On two CPUs left to the scheduler, each stack's
+     * server thread lands on the client's CPU (a wake-up is a switch: 15-25 us here) or on the other one (an
+     * inter-processor wake-up: 30-45 us), and keeps that placement for a whole pass, differently for each stack; in
+     * the placed passes every stack pays the same wake-ups, and what differs is the work each stack adds. The
+     * children see two processors (-XX:ActiveProcessorCount) so that their collectors and thread pools are the
+     * parent's. Virtual-thread servers are left out of the split pass: their carriers cannot be placed.
      */
-    private void smallOnOneCpu() throws Exception {
+    private void smallPlaced() throws Exception {
         if (results.smallBaseline.isEmpty()) {
             return;
         }
-        System.out.printf("%n2b. the same on one CPU: a child JVM under taskset -c 0%n");
         String java = Path.of(System.getProperty("java.home"), "bin", "java").toString();
-        List<String> command = new ArrayList<>(List.of("taskset", "-c", "0", java, "-XX:ActiveProcessorCount=2", "-cp",
-                System.getProperty("java.class.path"), Benchmark.class.getName(), ONE_CPU_CHILD));
+        System.out.printf("%n2b. the same on one CPU: a child JVM under taskset -c 0%n");
+        placedPass(List.of("taskset", "-c", "0", java), "-one-cpu", ", one CPU");
+        System.out.printf("%n2c. the same with clients on CPU 0 and servers on CPU 1: a child JVM pinned thread by thread%n");
+        placedPass(List.of(java, "-Dbench.serverCpu=1", "-Dbench.clientCpu=0"), "-split-cpus",
+                ", client CPU 0, server CPU 1");
+    }
+
+    private void placedPass(List<String> launcher, String idSuffix, String labelSuffix) throws Exception {
+        List<String> command = new ArrayList<>(launcher);
+        command.addAll(List.of("-XX:ActiveProcessorCount=2", "-cp", System.getProperty("java.class.path"),
+                Benchmark.class.getName(), PLACED_CHILD));
         if (quick) {
             command.add("--quick");
         }
         if (!only.isEmpty()) {
             command.addAll(List.of("--only", String.join(",", only)));
         }
-        Path said = Files.createTempFile("netutils-bench-one-cpu", ".txt");
+        Path said = Files.createTempFile("netutils-bench-placed", ".txt");
         try {
             Process child;
             try {
                 child = new ProcessBuilder(command).redirectErrorStream(true).redirectOutput(said.toFile()).start();
             } catch (java.io.IOException e) {
-                System.out.println("   skipped: cannot run taskset (" + e.getMessage() + ")");
+                System.out.println("   skipped: cannot run " + command.get(0) + " (" + e.getMessage() + ")");
                 return;
             }
             if (!child.waitFor(30, TimeUnit.MINUTES)) {
                 child.destroyForcibly();
+                child.waitFor();
             }
             List<String> lines = Files.readAllLines(said);
             List<String> rows = lines.stream().filter(line -> line.startsWith(ROW_PREFIX)).toList();
             if (child.exitValue() != 0 || rows.isEmpty()) {
-                System.out.println("   FAILED (exit " + child.exitValue() + "); the child said:\n" + String.join("\n", lines));
+                System.out.println("   FAILED or skipped (exit " + child.exitValue() + "); the child said:\n"
+                        + String.join("\n", lines));
                 return;
             }
             for (String line : rows) {
                 String[] f = line.split("\t");
-                Results.Row row = results.row(f[1] + "-one-cpu", f[2] + ", one CPU", false);
+                Results.Row row = results.row(f[1] + idSuffix, f[2] + labelSuffix, false);
                 String[] keys = {"p50_us", "p99_us", "p50_ratio", "p99_ratio", "cpu_us_per_op", "cpu_ratio"};
                 for (int i = 0; i < keys.length; i++) {
                     row.put(keys[i], Double.parseDouble(f[3 + i]));
@@ -343,16 +355,20 @@ public final class Benchmark {
         }
     }
 
-    /** The child of {@link #smallOnOneCpu}: the 8 KiB stacks only, their rows printed for the parent. */
-    private void oneCpuChild() throws Exception {
+    /** The child of {@link #placedPass}: the 8 KiB stacks only, their rows printed for the parent. */
+    private void placedChild() throws Exception {
+        Integer clientCpu = Integer.getInteger("bench.clientCpu");
+        if (clientCpu != null) {
+            Placement.pinProcess(clientCpu); // before any stack starts a thread: they all inherit it
+        }
         MemorySegment none = Arena.global().allocate(64, 64);
         List<Stack> stacks = new ArrayList<>();
         try {
             createSmall(stacks, none, none);
-            List<Stack> small = stacks;
-            System.out.printf("on %s: %d warm-up each, then %d rounds of %d on every stack in turn%n",
-                    Runtime.getRuntime().availableProcessors() + " processors seen, taskset -c 0", smallWarmup(),
-                    smallRounds(), SMALL_PER_ROUND);
+            List<Stack> small = Placement.SERVER_CPU < 0 ? stacks
+                    : stacks.stream().filter(stack -> !stack.id.endsWith("-virtual")).toList();
+            System.out.printf("%d processors seen; %d warm-up each, then %d rounds of %d on every stack in turn%n",
+                    Runtime.getRuntime().availableProcessors(), smallWarmup(), smallRounds(), SMALL_PER_ROUND);
             Map<Stack, Rounds> measured = Rounds.measure(small, smallWarmup(), smallRounds(), SMALL_PER_ROUND,
                     Stack::roundTrip);
             Rounds base = measured.get(small.stream().filter(s -> s.id.equals("raw-echo")).findFirst().orElseThrow());

@@ -78,6 +78,7 @@ final class GrpcStack extends Stack {
                     answer.onCompleted();
                 }))
                 .addMethod(ECHO, ServerCalls.asyncUnaryCall((byte[] request, StreamObserver<byte[]> answer) -> {
+                    Placement.serverThread();
                     answer.onNext(request);
                     answer.onCompleted();
                 }))

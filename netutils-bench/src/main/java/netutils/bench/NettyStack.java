@@ -117,6 +117,7 @@ final class NettyStack extends Stack {
     private static final class Echo extends SimpleChannelInboundHandler<ByteBuf> {
         @Override
         protected void channelRead0(ChannelHandlerContext context, ByteBuf frame) {
+            Placement.serverThread();
             context.writeAndFlush(frame.retain());
         }
     }

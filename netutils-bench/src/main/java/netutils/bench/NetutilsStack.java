@@ -66,7 +66,10 @@ final class NetutilsStack extends Stack {
             serverOptions.connectionThreads(Thread.ofVirtual().factory());
         }
         ConnectionHandler handler = receive == null
-                ? ConnectionHandler.ofRequests(request -> Message.of(MessageType.HIDDEN_STATE, request.data()))
+                ? ConnectionHandler.ofRequests(request -> {
+                    Placement.serverThread();
+                    return Message.of(MessageType.HIDDEN_STATE, request.data());
+                })
                 : connection -> sink(connection, receive, sinkMemory);
         server = TcpServer.bind(new InetSocketAddress(InetAddress.getLoopbackAddress(), 0), serverOptions.build()).serve(handler);
         client = TcpClient.connect("127.0.0.1", server.port(), TcpOptions.builder().serializer(serializer).build());

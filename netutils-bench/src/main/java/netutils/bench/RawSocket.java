@@ -101,6 +101,7 @@ final class RawSocket extends Stack {
             ByteBuffer ack = ByteBuffer.allocateDirect(HEADER).order(ByteOrder.BIG_ENDIAN);
             while (true) {
                 long length = read(peer, peerHeader.clear(), memory.clear(), chunk);
+                Placement.serverThread();
                 if (large) {
                     // The answer is a message of its own: 8 bytes that say how many arrived.
                     write(peer, peerHeader.clear().putLong(0, HEADER), ack.clear().putLong(0, length), chunk);
