@@ -7,13 +7,8 @@ import java.util.Arrays;
 import java.util.List;
 import java.util.Map;
 import java.util.Random;
-import netutils.api.ProtocolException;
 import netutils.api.spi.Envelope;
-import netutils.api.spi.EnvelopeSchema;
 import org.junit.jupiter.api.Test;
-import tools.jackson.core.JacksonException;
-import tools.jackson.core.JsonParser;
-import tools.jackson.core.json.JsonFactory;
 
 /**
  * The byte-level reader of the canonical form reads what the writer writes, and whatever else it accepts, Jackson's
@@ -21,18 +16,6 @@ import tools.jackson.core.json.JsonFactory;
  */
 class AsciiEnvelopeReaderTest {
     private static final JsonSerializer JSON = new JsonSerializer();
-    private static final JsonFactory TREE_FACTORY = JsonFactory.builder()
-            .streamReadConstraints(JacksonTrees.envelopeConstraints()).build();
-
-    private static Object treePath(byte[] bytes) {
-        try (JsonParser parser = TREE_FACTORY.createParser(bytes)) {
-            return EnvelopeSchema.fromTree(JacksonTrees.readWhole(parser, "json envelope"));
-        } catch (ProtocolException e) {
-            return "error: " + e.getMessage();
-        } catch (JacksonException e) {
-            return "error: " + e.getOriginalMessage();
-        }
-    }
 
     @Test
     void readsWhatTheWriterWrites() {
@@ -40,7 +23,7 @@ class AsciiEnvelopeReaderTest {
                 List.of(new Envelope.Entry("data", "F16", new long[] {1, 1, 4096}, 0, 8192),
                         new Envelope.Entry("cis", "F32", new long[] {}, 8192, 0)));
         byte[] bytes = AsciiEnvelopeWriter.write(plain);
-        assertThat(AsciiEnvelopeReader.read(bytes)).isEqualTo(plain).isEqualTo(treePath(bytes));
+        assertThat(AsciiEnvelopeReader.read(bytes)).isEqualTo(plain).isEqualTo(TreePath.read(bytes));
         Envelope bare = new Envelope("ping", null, null, Map.of(), List.of());
         assertThat(AsciiEnvelopeReader.read(AsciiEnvelopeWriter.write(bare))).isEqualTo(bare);
     }
@@ -60,7 +43,7 @@ class AsciiEnvelopeReaderTest {
             boolean huge = envelope.tensors().stream().anyMatch(e -> Arrays.stream(e.shape()).anyMatch(d -> d >= 1e18));
             // numbers of 19 digits are Jackson's to read
             assertThat(AsciiEnvelopeReader.read(canonical)).isEqualTo(huge ? null : envelope);
-            assertThat(JSON.readEnvelope(canonical)).isEqualTo(envelope).isEqualTo(treePath(canonical));
+            assertThat(JSON.readEnvelope(canonical)).isEqualTo(envelope).isEqualTo(TreePath.read(canonical));
             for (int m = 0; m < 10; m++) {
                 byte[] bytes = mutate(canonical, random);
                 Envelope read = AsciiEnvelopeReader.read(bytes);
@@ -69,7 +52,7 @@ class AsciiEnvelopeReaderTest {
                     if (!Arrays.equals(bytes, canonical)) {
                         mutated++;
                     }
-                    assertThat(treePath(bytes)).as(new String(bytes, StandardCharsets.ISO_8859_1)).isEqualTo(read);
+                    assertThat(TreePath.read(bytes)).as(new String(bytes, StandardCharsets.ISO_8859_1)).isEqualTo(read);
                 }
             }
         }
@@ -100,7 +83,7 @@ class AsciiEnvelopeReaderTest {
         for (String input : inputs) {
             byte[] bytes = input.getBytes(StandardCharsets.UTF_8);
             assertThat(AsciiEnvelopeReader.read(bytes)).as(input).isNull();
-            Object expected = treePath(bytes);
+            Object expected = TreePath.read(bytes);
             if (expected instanceof Envelope envelope) {
                 assertThat(JSON.readEnvelope(bytes)).as(input).isEqualTo(envelope);
             }
