@@ -43,7 +43,7 @@ public final class Benchmark {
     static final long LARGE = 256L << 20;
     static final int SMALL = 8 << 10;
     private static final List<String> SERIALIZERS = List.of("json", "msgpack", "kryo");
-    /** Runs the 8 KiB pass only and prints its rows: the child JVMs that {@link #placedPass} starts. */
+    /** Runs one 8 KiB stack beside the raw socket and prints their rows: the child JVMs {@link #placedPass} starts. */
     private static final String PLACED_CHILD = "--placed-child";
     private static final String ROW_PREFIX = "ROW\t";
 
@@ -71,7 +71,7 @@ public final class Benchmark {
                 Path.of(outIndex >= 0 ? args[outIndex + 1] : "bench-results"),
                 onlyIndex >= 0 ? List.of(args[onlyIndex + 1].split(",")) : List.of());
         if (list.contains(PLACED_CHILD)) {
-            benchmark.placedChild();
+            benchmark.placedChild(args[list.indexOf(PLACED_CHILD) + 1]);
         } else {
             benchmark.run();
         }
@@ -110,7 +110,7 @@ public final class Benchmark {
             List<Stack> small = stacks.stream().filter(Stack::small).toList();
             large(large);
             small(small);
-            smallPlaced();
+            smallPlaced(small);
             if (wantedPart("inflight")) {
                 inFlight(stacks);
             }
@@ -291,36 +291,67 @@ public final class Benchmark {
     }
 
     /**
-     * The 8 KiB pass again in child JVMs whose threads are placed, first all on one CPU ({@code taskset -c 0}), then
-     * clients on CPU 0 and servers on CPU 1 ({@link Placement}). On two CPUs left to the scheduler, each stack's
-     * server thread lands on the client's CPU (a wake-up is a switch: 15-25 us here) or on the other one (an
-     * inter-processor wake-up: 30-45 us), and keeps that placement for a whole pass, differently for each stack; in
-     * the placed passes every stack pays the same wake-ups, and what differs is the work each stack adds. The
-     * children see two processors (-XX:ActiveProcessorCount) so that their collectors and thread pools are the
-     * parent's. Virtual-thread servers are left out of the split pass: their carriers cannot be placed.
+     * The 8 KiB pass again with every stack in a JVM of its own, interleaved there with the raw socket (each
+     * ratio is to the raw socket of the same JVM and rounds): code paths that share a JVM slow each other by
+     * microseconds (JIT profiles; the same netutils client measured 1.5 us slower per round trip beside another
+     * way of calling it than alone), and a user runs one stack per process. Three placements: left to the
+     * scheduler; all on one CPU ({@code taskset -c 0}); clients on CPU 0 and servers on CPU 1 ({@link Placement}).
+     * On two CPUs left to the scheduler, each stack's server thread lands on the client's CPU (a wake-up is a
+     * switch: 15-25 us here) or on the other one (an inter-processor wake-up: 30-45 us) for a whole pass; placed,
+     * every stack pays the same wake-ups. The children see two processors (-XX:ActiveProcessorCount) so that their
+     * collectors and thread pools are the parent's. Virtual-thread servers are left out of the split pass: their
+     * carriers cannot be placed.
      */
-    private void smallPlaced() throws Exception {
+    private void smallPlaced(List<Stack> small) throws Exception {
         if (results.smallBaseline.isEmpty()) {
             return;
         }
+        List<String> ids = small.stream().map(stack -> stack.id).filter(id -> !id.equals("raw-echo")).toList();
         String java = Path.of(System.getProperty("java.home"), "bin", "java").toString();
-        System.out.printf("%n2b. the same on one CPU: a child JVM under taskset -c 0%n");
-        placedPass(List.of("taskset", "-c", "0", java), "-one-cpu", ", one CPU");
-        System.out.printf("%n2c. the same with clients on CPU 0 and servers on CPU 1: a child JVM pinned thread by thread%n");
-        placedPass(List.of(java, "-Dbench.serverCpu=1", "-Dbench.clientCpu=0"), "-split-cpus",
-                ", client CPU 0, server CPU 1");
+        System.out.printf("%n2b. each stack in a JVM of its own with the raw socket, threads left to the scheduler%n");
+        placedPass(List.of(java), ids, "-own-jvm", ", own JVM");
+        System.out.printf("%n2c. the same on one CPU: child JVMs under taskset -c 0%n");
+        placedPass(List.of("taskset", "-c", "0", java), ids, "-one-cpu", ", own JVM, one CPU");
+        System.out.printf("%n2d. the same with clients on CPU 0 and servers on CPU 1: child JVMs pinned thread by thread%n");
+        placedPass(List.of(java, "-Dbench.serverCpu=1", "-Dbench.clientCpu=0"),
+                ids.stream().filter(id -> !id.endsWith("-virtual")).toList(), "-split-cpus",
+                ", own JVM, client CPU 0, server CPU 1");
     }
 
-    private void placedPass(List<String> launcher, String idSuffix, String labelSuffix) throws Exception {
-        List<String> command = new ArrayList<>(launcher);
-        command.addAll(List.of("-XX:ActiveProcessorCount=2", "-cp", System.getProperty("java.class.path"),
-                Benchmark.class.getName(), PLACED_CHILD));
-        if (quick) {
-            command.add("--quick");
+    /** Runs one child JVM per stack id; the raw socket's row comes from the first child. */
+    private void placedPass(List<String> launcher, List<String> ids, String idSuffix, String labelSuffix)
+            throws Exception {
+        boolean rawShown = false;
+        for (String id : ids) {
+            List<String> command = new ArrayList<>(launcher);
+            command.addAll(List.of("-XX:ActiveProcessorCount=2", "-cp", System.getProperty("java.class.path"),
+                    Benchmark.class.getName(), PLACED_CHILD, id, "--only", id));
+            if (quick) {
+                command.add("--quick");
+            }
+            List<String> rows = runChild(command);
+            if (rows == null) {
+                return;
+            }
+            for (String line : rows) {
+                String[] f = line.split("\t");
+                boolean raw = f[1].equals("raw-echo");
+                if (raw && rawShown) {
+                    continue;
+                }
+                rawShown |= raw;
+                Results.Row row = results.row(f[1] + idSuffix, f[2] + labelSuffix, false);
+                String[] keys = {"p50_us", "p99_us", "p50_ratio", "p99_ratio", "cpu_us_per_op", "cpu_ratio"};
+                for (int i = 0; i < keys.length; i++) {
+                    row.put(keys[i], Double.parseDouble(f[3 + i]));
+                }
+                printSmallRow(row, row.label);
+            }
         }
-        if (!only.isEmpty()) {
-            command.addAll(List.of("--only", String.join(",", only)));
-        }
+    }
+
+    /** The child's ROW lines, or {@code null} (and why, printed) if it could not run or failed. */
+    private static List<String> runChild(List<String> command) throws Exception {
         Path said = Files.createTempFile("netutils-bench-placed", ".txt");
         try {
             Process child;
@@ -328,7 +359,7 @@ public final class Benchmark {
                 child = new ProcessBuilder(command).redirectErrorStream(true).redirectOutput(said.toFile()).start();
             } catch (java.io.IOException e) {
                 System.out.println("   skipped: cannot run " + command.get(0) + " (" + e.getMessage() + ")");
-                return;
+                return null;
             }
             if (!child.waitFor(30, TimeUnit.MINUTES)) {
                 child.destroyForcibly();
@@ -339,24 +370,16 @@ public final class Benchmark {
             if (child.exitValue() != 0 || rows.isEmpty()) {
                 System.out.println("   FAILED or skipped (exit " + child.exitValue() + "); the child said:\n"
                         + String.join("\n", lines));
-                return;
+                return null;
             }
-            for (String line : rows) {
-                String[] f = line.split("\t");
-                Results.Row row = results.row(f[1] + idSuffix, f[2] + labelSuffix, false);
-                String[] keys = {"p50_us", "p99_us", "p50_ratio", "p99_ratio", "cpu_us_per_op", "cpu_ratio"};
-                for (int i = 0; i < keys.length; i++) {
-                    row.put(keys[i], Double.parseDouble(f[3 + i]));
-                }
-                printSmallRow(row, row.label);
-            }
+            return rows;
         } finally {
             Files.deleteIfExists(said);
         }
     }
 
-    /** The child of {@link #placedPass}: the 8 KiB stacks only, their rows printed for the parent. */
-    private void placedChild() throws Exception {
+    /** The child of {@link #placedPass}: the raw socket and the one stack {@code id}, their rows printed. */
+    private void placedChild(String id) throws Exception {
         Integer clientCpu = Integer.getInteger("bench.clientCpu");
         if (clientCpu != null) {
             Placement.pinProcess(clientCpu); // before any stack starts a thread: they all inherit it
@@ -365,13 +388,22 @@ public final class Benchmark {
         List<Stack> stacks = new ArrayList<>();
         try {
             createSmall(stacks, none, none);
-            List<Stack> small = Placement.SERVER_CPU < 0 ? stacks
-                    : stacks.stream().filter(stack -> !stack.id.endsWith("-virtual")).toList();
+            List<Stack> small = stacks.stream().filter(stack -> stack.id.equals("raw-echo") || stack.id.equals(id))
+                    .toList();
+            for (Stack other : stacks) {
+                if (!small.contains(other)) {
+                    other.close(); // made because its id contains this one's; not measured here
+                }
+            }
+            stacks.retainAll(small);
+            if (small.size() != 2) {
+                throw new IllegalArgumentException("no 8 KiB stack named " + id);
+            }
             System.out.printf("%d processors seen; %d warm-up each, then %d rounds of %d on every stack in turn%n",
                     Runtime.getRuntime().availableProcessors(), smallWarmup(), smallRounds(), SMALL_PER_ROUND);
             Map<Stack, Rounds> measured = Rounds.measure(small, smallWarmup(), smallRounds(), SMALL_PER_ROUND,
                     Stack::roundTrip);
-            Rounds base = measured.get(small.stream().filter(s -> s.id.equals("raw-echo")).findFirst().orElseThrow());
+            Rounds base = measured.get(small.get(0));
             for (Stack stack : small) {
                 Results.Row row = results.row(stack);
                 smallRow(row, stack.label, measured.get(stack), base);
