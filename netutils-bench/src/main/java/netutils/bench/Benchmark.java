@@ -25,7 +25,9 @@ import java.util.function.Supplier;
  * and one run.
  * <ol>
  * <li>256 MiB {@code KV_cache} messages, client to server, acknowledged after the whole message arrived;</li>
- * <li>8 KiB {@code hidden_state} round trips: p50, p99 and process CPU time (user + system, both ends) per trip;</li>
+ * <li>8 KiB {@code hidden_state} round trips: p50, p99 and process CPU time (user + system, both ends) per trip;
+ * then again with each stack in a child JVM of its own beside the raw socket, threads left to the scheduler, on one
+ * CPU, and with servers on the other CPU;</li>
  * <li>8 KiB calls with 1, 8 and 64 in flight on one connection;</li>
  * <li>peak resident memory of a child JVM receiving one 1 GiB message, and 100 messages of 256 MiB in a row.</li>
  * </ol>
