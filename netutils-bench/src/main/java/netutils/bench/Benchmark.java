@@ -48,6 +48,9 @@ public final class Benchmark {
     /** Runs one 8 KiB stack beside the raw socket and prints their rows: the child JVMs {@link #placedPass} starts. */
     private static final String PLACED_CHILD = "--placed-child";
     private static final String ROW_PREFIX = "ROW\t";
+    /** The numbers of an 8 KiB row, in the order a child prints them after its id and label. */
+    private static final List<String> ROW_KEYS = List.of("p50_us", "p99_us", "p50_ratio", "p99_ratio", "cpu_us_per_op",
+            "cpu_ratio");
 
     private final boolean quick;
     private final Path out;
@@ -343,9 +346,8 @@ public final class Benchmark {
                 }
                 rawShown |= raw;
                 Results.Row row = results.row(f[1] + idSuffix, f[2] + labelSuffix, false);
-                String[] keys = {"p50_us", "p99_us", "p50_ratio", "p99_ratio", "cpu_us_per_op", "cpu_ratio"};
-                for (int i = 0; i < keys.length; i++) {
-                    row.put(keys[i], Double.parseDouble(f[3 + i]));
+                for (int i = 0; i < ROW_KEYS.size(); i++) {
+                    row.put(ROW_KEYS.get(i), Double.parseDouble(f[3 + i]));
                 }
                 printSmallRow(row, row.label);
             }
@@ -394,7 +396,7 @@ public final class Benchmark {
                     .toList();
             for (Stack other : stacks) {
                 if (!small.contains(other)) {
-                    other.close(); // made because its id contains this one's; not measured here
+                    other.close(); // made by createSmall beside it (raw-*, or an id containing this one); not measured
                 }
             }
             stacks.retainAll(small);
@@ -410,8 +412,7 @@ public final class Benchmark {
                 Results.Row row = results.row(stack);
                 smallRow(row, stack.label, measured.get(stack), base);
                 System.out.println(ROW_PREFIX + String.join("\t", stack.id, stack.label,
-                        String.join("\t", java.util.stream.Stream.of("p50_us", "p99_us", "p50_ratio", "p99_ratio",
-                                "cpu_us_per_op", "cpu_ratio").map(key -> Double.toString(row.get(key))).toList())));
+                        String.join("\t", ROW_KEYS.stream().map(key -> Double.toString(row.get(key))).toList())));
             }
         } finally {
             for (Stack stack : stacks) {
