@@ -255,7 +255,7 @@ final class CanonicalEnvelopes {
             return entries;
         }
 
-        /** A fixmap's count (fix 0x80), or -1. */
+        /** The count of a fixmap ({@code fix} 0x80) or fixarray (0x90), or -1. */
         private int fixHeader(int fix) {
             if (at < in.length && (in[at] & 0xf0) == fix) {
                 return in[at++] & 0x0f;
