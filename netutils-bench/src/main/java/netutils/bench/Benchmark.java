@@ -24,7 +24,8 @@ import java.util.function.Supplier;
  * The loopback benchmark: netutils against the best plain socket, Netty 4.2 and gRPC-java, all in this one JVM
  * and one run.
  * <ol>
- * <li>256 MiB {@code KV_cache} messages, client to server, acknowledged after the whole message arrived;</li>
+ * <li>256 MiB {@code KV_cache} messages, client to server, acknowledged after the whole message arrived; then again
+ * with each stack in a child JVM of its own beside the best raw variant;</li>
  * <li>8 KiB {@code hidden_state} round trips: p50, p99 and process CPU time (user + system, both ends) per trip;
  * then again with each stack in a child JVM of its own beside the raw socket, threads left to the scheduler, on one
  * CPU, and with servers on the other CPU;</li>
@@ -47,10 +48,10 @@ public final class Benchmark {
     private static final List<String> SERIALIZERS = List.of("json", "msgpack", "kryo");
     /** Runs one 8 KiB stack beside the raw socket and prints their rows: the child JVMs {@link #placedPass} starts. */
     private static final String PLACED_CHILD = "--placed-child";
+    /** Runs one 256 MiB stack beside the given raw variant and prints their rows: see {@link #largeOwnJvm}. */
+    private static final String LARGE_CHILD = "--large-child";
+    /** A child's result line: ROW, id, label, then key=value for each number of its row, tab-separated. */
     private static final String ROW_PREFIX = "ROW\t";
-    /** The numbers of an 8 KiB row, in the order a child prints them after its id and label. */
-    private static final List<String> ROW_KEYS = List.of("p50_us", "p99_us", "p50_ratio", "p99_ratio", "cpu_us_per_op",
-            "cpu_ratio");
 
     private final boolean quick;
     private final Path out;
@@ -77,6 +78,8 @@ public final class Benchmark {
                 onlyIndex >= 0 ? List.of(args[onlyIndex + 1].split(",")) : List.of());
         if (list.contains(PLACED_CHILD)) {
             benchmark.placedChild(args[list.indexOf(PLACED_CHILD) + 1]);
+        } else if (list.contains(LARGE_CHILD)) {
+            benchmark.largeChild(args[list.indexOf(LARGE_CHILD) + 1], args[list.indexOf(LARGE_CHILD) + 2]);
         } else {
             benchmark.run();
         }
@@ -100,13 +103,10 @@ public final class Benchmark {
         System.out.println("netutils: explicit release of received messages "
                 + (NetutilsStack.canRelease() ? "available" : "not in this API yet (messages are left to the GC)")
                 + "; Connection.requestAsync " + (NetutilsStack.hasRequestAsync() ? "available" : "not in this API yet"));
-        MemorySegment payload = Arena.global().allocate(LARGE, 64);
-        for (long i = 0; i < LARGE; i += 8) {
-            payload.set(ValueLayout.JAVA_LONG_UNALIGNED, i, i * 0x9E3779B97F4A7C15L);
-        }
+        MemorySegment payload = payload();
         // One receive buffer for every stack that receives into reused memory: they take turns, never overlap,
-        // and so all read into the same, already faulted-in pages. A little room for netutils' alignment.
-        MemorySegment sinkMemory = Arena.global().allocate(LARGE + (1 << 20), 64);
+        // and so all read into the same, already faulted-in pages.
+        MemorySegment sinkMemory = sinkMemory();
 
         List<Stack> stacks = new ArrayList<>();
         try {
@@ -114,6 +114,7 @@ public final class Benchmark {
             List<Stack> large = stacks.stream().filter(Stack::large).toList();
             List<Stack> small = stacks.stream().filter(Stack::small).toList();
             large(large);
+            largeOwnJvm(large);
             small(small);
             smallPlaced(small);
             if (wantedPart("inflight")) {
@@ -128,6 +129,20 @@ public final class Benchmark {
             memory();
         }
         Report.write(results, out, quick);
+    }
+
+    /** The 256 MiB message every large stack sends: a pattern, so that no layer can shortcut zeros. */
+    private static MemorySegment payload() {
+        MemorySegment payload = Arena.global().allocate(LARGE, 64);
+        for (long i = 0; i < LARGE; i += 8) {
+            payload.set(ValueLayout.JAVA_LONG_UNALIGNED, i, i * 0x9E3779B97F4A7C15L);
+        }
+        return payload;
+    }
+
+    /** Memory to receive one large message into, with a little room for netutils' alignment. */
+    private static MemorySegment sinkMemory() {
+        return Arena.global().allocate(LARGE + (1 << 20), 64);
     }
 
     private void create(List<Stack> stacks, MemorySegment payload, MemorySegment sinkMemory) throws Exception {
@@ -259,6 +274,136 @@ public final class Benchmark {
         return LARGE / (1024.0 * 1024.0) / (nanos[1] / 1e9);
     }
 
+    /**
+     * The 256 MiB pass again with every stack in a JVM of its own, interleaved there with the best raw variant of
+     * the pass above (each ratio is to the raw socket of the same JVM and rounds). A user runs one stack per
+     * process; in one JVM the stacks share the collector, the direct-memory reservation and the JIT's profiles,
+     * and the same stack's ratio moved by up to 0.2 between runs depending on which stack ran before it.
+     */
+    private void largeOwnJvm(List<Stack> large) throws Exception {
+        if (results.largeBaseline.isEmpty()) {
+            return;
+        }
+        System.out.printf("%n1b. each stack in a JVM of its own, interleaved with %s%n", results.largeBaseline);
+        boolean rawShown = false;
+        for (Stack stack : large) {
+            if (stack.id.startsWith("raw-")) {
+                continue;
+            }
+            List<String> command = new ArrayList<>(childJvm(List.of(javaLauncher())));
+            command.addAll(List.of(LARGE_CHILD, stack.id, results.largeBaseline, "--only", stack.id));
+            if (quick) {
+                command.add("--quick");
+            }
+            List<String> rows = runChild(command);
+            if (rows == null) {
+                return;
+            }
+            rawShown = addChildRows(rows, rawShown, results.largeBaseline, "-own-jvm", ", own JVM", true);
+        }
+    }
+
+    /** The child of {@link #largeOwnJvm}: the raw variant {@code rawId} and the stack {@code id}, rows printed. */
+    private void largeChild(String id, String rawId) throws Exception {
+        MemorySegment payload = payload();
+        MemorySegment sinkMemory = sinkMemory();
+        List<Stack> stacks = new ArrayList<>();
+        try {
+            create(stacks, payload, sinkMemory);
+            List<Stack> pair = measuredPair(stacks, rawId, id);
+            int warmup = quick ? 3 : 12;
+            int rounds = quick ? 5 : 25;
+            System.out.printf("%d warm-up each, then %d rounds of one message on each in turn%n", warmup, rounds);
+            Map<Stack, Rounds> measured = Rounds.measure(pair, warmup, rounds, 1, Stack::sendLarge);
+            Rounds base = measured.get(pair.get(0));
+            for (Stack stack : pair) {
+                Rounds r = measured.get(stack);
+                Results.Row row = results.row(stack);
+                row.put("throughput_mib_s", LARGE / (1024.0 * 1024.0) / (r.median() / 1e9));
+                row.put("throughput_ratio", 1 / r.pairedRatio(base));
+                printRow(row);
+            }
+        } finally {
+            for (Stack stack : stacks) {
+                stack.close();
+            }
+        }
+    }
+
+    /**
+     * The baseline and the stack a child measures, in that order; closes the others that {@code create} made
+     * beside them (the other raw variants, or stacks whose id contains this one).
+     */
+    private static List<Stack> measuredPair(List<Stack> stacks, String baselineId, String id) throws Exception {
+        List<Stack> pair = new ArrayList<>();
+        stacks.stream().filter(stack -> stack.id.equals(baselineId)).findFirst().ifPresent(pair::add);
+        stacks.stream().filter(stack -> stack.id.equals(id)).findFirst().ifPresent(pair::add);
+        for (Stack other : stacks) {
+            if (!pair.contains(other)) {
+                other.close();
+            }
+        }
+        stacks.retainAll(pair);
+        if (pair.size() != 2) {
+            throw new IllegalArgumentException("no stack named " + id + " beside " + baselineId);
+        }
+        return pair;
+    }
+
+    /** Prints a child's row for the parent to read back: see {@link #ROW_PREFIX}. */
+    private static void printRow(Results.Row row) {
+        List<String> fields = new ArrayList<>(List.of(row.id, row.label));
+        row.forEach((key, value) -> fields.add(key + "=" + value));
+        System.out.println(ROW_PREFIX + String.join("\t", fields));
+    }
+
+    /**
+     * Adds a child's rows to the results under the id and label with these suffixes; the baseline's row only the
+     * first time. Returns whether the baseline's row has been added now.
+     */
+    private boolean addChildRows(List<String> rows, boolean baselineShown, String baselineId, String idSuffix,
+            String labelSuffix, boolean large) {
+        for (String line : rows) {
+            String[] f = line.split("\t");
+            boolean baseline = f[1].equals(baselineId);
+            if (baseline && baselineShown) {
+                continue;
+            }
+            baselineShown |= baseline;
+            Results.Row row = results.row(f[1] + idSuffix, f[2] + labelSuffix, large);
+            for (int i = 3; i < f.length; i++) {
+                int equals = f[i].indexOf('=');
+                row.put(f[i].substring(0, equals), Double.parseDouble(f[i].substring(equals + 1)));
+            }
+            if (large) {
+                System.out.printf("   %-45s %7.0f MiB/s   %.2f of %s%n", row.label, row.get("throughput_mib_s"),
+                        row.get("throughput_ratio"), baselineId);
+            } else {
+                printSmallRow(row, row.label);
+            }
+        }
+        return baselineShown;
+    }
+
+    private static String javaLauncher() {
+        return Path.of(System.getProperty("java.home"), "bin", "java").toString();
+    }
+
+    /**
+     * The command line of a child JVM up to its arguments: the launcher, this JVM's own options (heap and direct
+     * memory sizes, native access; not agents), two processors seen, this class path and main class.
+     */
+    private static List<String> childJvm(List<String> launcher) {
+        List<String> command = new ArrayList<>(launcher);
+        java.lang.management.ManagementFactory.getRuntimeMXBean().getInputArguments().stream()
+                .filter(option -> !option.startsWith("-agent") && !option.startsWith("-javaagent")
+                        && !option.startsWith("-XX:ActiveProcessorCount"))
+                .forEach(command::add);
+        command.addAll(List.of("-XX:ActiveProcessorCount=2", "-cp", System.getProperty("java.class.path"),
+                Benchmark.class.getName()));
+        return command;
+    }
+
     // ------------------------------------------------------------------ 8 KiB
 
     private int smallWarmup() {
@@ -312,7 +457,7 @@ public final class Benchmark {
             return;
         }
         List<String> ids = small.stream().map(stack -> stack.id).filter(id -> !id.equals("raw-echo")).toList();
-        String java = Path.of(System.getProperty("java.home"), "bin", "java").toString();
+        String java = javaLauncher();
         System.out.printf("%n2b. each stack in a JVM of its own with the raw socket, threads left to the scheduler%n");
         placedPass(List.of(java), ids, "-own-jvm", ", own JVM");
         System.out.printf("%n2c. the same on one CPU: child JVMs under taskset -c 0%n");
@@ -328,9 +473,8 @@ public final class Benchmark {
             throws Exception {
         boolean rawShown = false;
         for (String id : ids) {
-            List<String> command = new ArrayList<>(launcher);
-            command.addAll(List.of("-XX:ActiveProcessorCount=2", "-cp", System.getProperty("java.class.path"),
-                    Benchmark.class.getName(), PLACED_CHILD, id, "--only", id));
+            List<String> command = childJvm(launcher);
+            command.addAll(List.of(PLACED_CHILD, id, "--only", id));
             if (quick) {
                 command.add("--quick");
             }
@@ -338,19 +482,7 @@ public final class Benchmark {
             if (rows == null) {
                 return;
             }
-            for (String line : rows) {
-                String[] f = line.split("\t");
-                boolean raw = f[1].equals("raw-echo");
-                if (raw && rawShown) {
-                    continue;
-                }
-                rawShown |= raw;
-                Results.Row row = results.row(f[1] + idSuffix, f[2] + labelSuffix, false);
-                for (int i = 0; i < ROW_KEYS.size(); i++) {
-                    row.put(ROW_KEYS.get(i), Double.parseDouble(f[3 + i]));
-                }
-                printSmallRow(row, row.label);
-            }
+            rawShown = addChildRows(rows, rawShown, "raw-echo", idSuffix, labelSuffix, false);
         }
     }
 
@@ -392,17 +524,7 @@ public final class Benchmark {
         List<Stack> stacks = new ArrayList<>();
         try {
             createSmall(stacks, none, none);
-            List<Stack> small = stacks.stream().filter(stack -> stack.id.equals("raw-echo") || stack.id.equals(id))
-                    .toList();
-            for (Stack other : stacks) {
-                if (!small.contains(other)) {
-                    other.close(); // made by createSmall beside it (raw-*, or an id containing this one); not measured
-                }
-            }
-            stacks.retainAll(small);
-            if (small.size() != 2) {
-                throw new IllegalArgumentException("no 8 KiB stack named " + id);
-            }
+            List<Stack> small = measuredPair(stacks, "raw-echo", id);
             System.out.printf("%d processors seen; %d warm-up each, then %d rounds of %d on every stack in turn%n",
                     Runtime.getRuntime().availableProcessors(), smallWarmup(), smallRounds(), SMALL_PER_ROUND);
             Map<Stack, Rounds> measured = Rounds.measure(small, smallWarmup(), smallRounds(), SMALL_PER_ROUND,
@@ -411,8 +533,7 @@ public final class Benchmark {
             for (Stack stack : small) {
                 Results.Row row = results.row(stack);
                 smallRow(row, stack.label, measured.get(stack), base);
-                System.out.println(ROW_PREFIX + String.join("\t", stack.id, stack.label,
-                        String.join("\t", ROW_KEYS.stream().map(key -> Double.toString(row.get(key))).toList())));
+                printRow(row);
             }
         } finally {
             for (Stack stack : stacks) {
@@ -561,7 +682,7 @@ public final class Benchmark {
 
     /** Runs {@link MemoryProbe} in a child JVM and sends it {@code count} messages; returns RSS before and peak. */
     private static long[] probe(String mode, long size, int count) throws Exception {
-        String java = Path.of(System.getProperty("java.home"), "bin", "java").toString();
+        String java = javaLauncher();
         // The child writes to a file, not a pipe: when it fails, what it said can still be read after it is gone.
         Path said = Files.createTempFile("netutils-memory-probe", ".txt");
         // A small heap, and direct memory well above one message, as a user receiving large tensors would set it.
