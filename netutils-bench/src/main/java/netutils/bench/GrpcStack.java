@@ -74,6 +74,7 @@ final class GrpcStack extends Stack {
         int maxMessage = message.length + (1 << 20);
         ServerServiceDefinition service = ServerServiceDefinition.builder("bench")
                 .addMethod(SINK, ServerCalls.asyncUnaryCall((byte[] request, StreamObserver<byte[]> answer) -> {
+                    Placement.serverThread();
                     answer.onNext(ByteBuffer.allocate(4).putInt(0, request.length).array());
                     answer.onCompleted();
                 }))

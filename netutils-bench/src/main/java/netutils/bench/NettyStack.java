@@ -107,6 +107,7 @@ final class NettyStack extends Stack {
     private static final class Sink extends SimpleChannelInboundHandler<ByteBuf> {
         @Override
         protected void channelRead0(ChannelHandlerContext context, ByteBuf frame) {
+            Placement.serverThread();
             int length = frame.readableBytes();
             ByteBuf answer = context.alloc().directBuffer(2 * LENGTH_FIELD).writeInt(LENGTH_FIELD).writeInt(length);
             context.writeAndFlush(answer);

@@ -84,6 +84,7 @@ final class NetutilsStack extends Stack {
                 Message request = receive == Receive.REUSED
                         ? connection.receive(SegmentAllocator.slicingAllocator(sinkMemory))
                         : connection.receive();
+                Placement.serverThread();
                 long bytes = request.tensorBytes();
                 if (receive == Receive.DEFAULT) {
                     release(request);

@@ -6,23 +6,29 @@ import java.nio.file.Path;
 import java.util.concurrent.TimeUnit;
 
 /**
- * Where threads run in the benchmark's placed 8 KiB pass. On two CPUs the scheduler puts each stack's server thread
- * on the client's CPU or on the other one and keeps that choice for a whole pass, differently for each stack; the
- * placed pass decides instead: the child JVM pins itself (every thread, and so every thread it starts later) to the
+ * Where threads run in the benchmark's placed passes (8 KiB with servers on the other CPU, and 256 MiB in own
+ * JVMs). On two CPUs the scheduler puts each stack's server thread on the client's CPU or on the other one and keeps
+ * that choice for a whole pass, differently for each stack; a placed pass decides instead: the child JVM pins itself (every thread, and so every thread it starts later) to the
  * client CPU, and each stack's server-side code pins its own thread to the server CPU on its first message. Uses
  * {@code taskset} on Linux thread ids; does nothing unless {@code -Dbench.serverCpu} is set.
  */
 final class Placement {
-    /** The CPU of server-side threads, or -1: threads are left to the scheduler (every pass but the placed one). */
+    /** The CPU of server-side threads, or -1: threads are left to the scheduler (every pass but the placed ones). */
     static final int SERVER_CPU = Integer.getInteger("bench.serverCpu", -1);
     private static final ThreadLocal<Boolean> PLACED = new ThreadLocal<>();
 
     private Placement() {
     }
 
-    /** Pins every thread of this process, and with them the threads they start later, to {@code cpu}. */
-    static void pinProcess(int cpu) throws IOException, InterruptedException {
-        taskset("-a", "-p", "-c", Integer.toString(cpu), Long.toString(ProcessHandle.current().pid()));
+    /**
+     * Pins every thread of this process, and with them the threads they start later, to the CPU that
+     * {@code -Dbench.clientCpu} names; does nothing without it. Call before any stack starts a thread.
+     */
+    static void pinClients() throws IOException, InterruptedException {
+        Integer cpu = Integer.getInteger("bench.clientCpu");
+        if (cpu != null) {
+            taskset("-a", "-p", "-c", Integer.toString(cpu), Long.toString(ProcessHandle.current().pid()));
+        }
     }
 
     /** Called by the server side of each stack for each message: the first call on a thread pins that thread. */
