@@ -1,6 +1,6 @@
 /**
- * Kryo envelopes (wire id 3): compact, for Java-to-Java links. Class registration stays required, so a peer
- * cannot make this side instantiate a class of its choosing.
+ * Kryo envelopes (wire id 3): compact, for Java-to-Java links. Only the envelope's registration is read, so a peer
+ * cannot make this side resolve or instantiate a class of its choosing.
  */
 module netutils.serde.kryo {
     requires transitive netutils.api;
