@@ -21,8 +21,8 @@ import java.util.concurrent.atomic.AtomicReference;
 import java.util.function.Supplier;
 
 /**
- * The loopback benchmark: netutils against the best plain socket, Netty 4.2 and gRPC-java, all in this one JVM
- * and one run.
+ * The loopback benchmark: netutils against the best plain socket, Netty 4.2 and gRPC-java, all in one run (in
+ * this JVM, then each stack again in a child JVM of its own).
  * <ol>
  * <li>256 MiB {@code KV_cache} messages, client to server, acknowledged after the whole message arrived; then again
  * with each stack in a child JVM of its own beside the best raw variant, sender and receiver on different CPUs;</li>
