@@ -29,8 +29,13 @@ import netutils.api.wire.FrameSource;
  */
 final class ChannelSource implements FrameSource {
     static final int BUFFER_SIZE = 64 * 1024;
-    /** The most bytes one read system call is asked for. */
-    static final int IO_CALL = 1 << 20;
+    /**
+     * The most bytes one read or write system call is asked for: 4 MiB, the plain socket's best call size for
+     * 256 MiB in the benchmark (1 MiB calls ran at 0.95-0.96 of it in three runs of four). Measured with a netutils
+     * client against a plain-socket server, medians of five interleaved runs: 1.04 of plain to plain with 1 MiB
+     * calls, 1.09 with 4 MiB.
+     */
+    static final int IO_CALL = 4 << 20;
 
     /** What {@link #awaitFrame} found. */
     enum Arrival {
