@@ -57,7 +57,12 @@ public final class Message implements AutoCloseable {
     private Message(Builder builder) {
         this.type = builder.type;
         this.lease = builder.lease;
-        this.tensorMap = builder.shareTensors(lease);
+        LinkedHashMap<String, Tensor> tensors = builder.shareTensors();
+        if (lease != null) {
+            tensors = new LinkedHashMap<>(tensors);
+            tensors.replaceAll((name, tensor) -> tensor.leased(lease));
+        }
+        this.tensorMap = tensors;
         this.metaMap = builder.shareMeta();
         this.tensors = Collections.unmodifiableSequencedMap(tensorMap);
         this.meta = Collections.unmodifiableSequencedMap(metaMap);
@@ -363,19 +368,8 @@ public final class Message implements AutoCloseable {
             return (LinkedHashMap<K, V>) NONE;
         }
 
-        /**
-         * The tensors, for a message to keep, each bound to {@code lease} if there is one: from now on this builder
-         * copies them before changing them. The binding is done in this builder's own map when nothing shares it
-         * yet (a decoder's builder: one map per received message, not two); the builder's later messages would
-         * bind the same tensors to the same lease anyway.
-         */
-        private LinkedHashMap<String, Tensor> shareTensors(MemoryLease lease) {
-            if (lease != null) {
-                if (tensorsShared) {
-                    tensors = new LinkedHashMap<>(tensors);
-                }
-                tensors.replaceAll((name, tensor) -> tensor.leased(lease));
-            }
+        /** The tensors, for a message to keep: from now on this builder copies them before changing them. */
+        private LinkedHashMap<String, Tensor> shareTensors() {
             tensorsShared = true;
             return tensors;
         }
