@@ -67,6 +67,23 @@ class TensorPoolTest {
     }
 
     @Test
+    void aBuilderReusedAfterBuildBindsOnlyTheMessageThatHasTheLease() {
+        // build() promises that later changes to the builder do not affect a built message; the converse holds too:
+        // the binding of one message's tensors to its lease does not stay in the builder for the next message.
+        Tensor plain = Tensor.zeros(DType.F32, 4);
+        MemoryLease lease = MemoryLease.of(() -> { }, "test");
+        Message.Builder builder = Message.builder(MessageType.HIDDEN_STATE).tensor("x", plain).lease(lease);
+        Message leased = builder.build();
+        Message unleased = builder.lease(null).tensor("y", plain).build();
+        assertThat(leased.isPooled()).isTrue();
+        assertThat(unleased.isPooled()).isFalse();
+        leased.close();
+        assertThatThrownBy(() -> leased.tensor("x").data()).isInstanceOf(IllegalStateException.class);
+        assertThat(unleased.tensor("x").data().byteSize()).as("not bound to the other message's lease").isEqualTo(16);
+        assertThat(unleased.tensor("y").data().byteSize()).isEqualTo(16);
+    }
+
+    @Test
     void idleMemoryIsCapped() {
         TensorPool pool = new TensorPool(3 * MIB);
         MemoryLease[] leases = new MemoryLease[5];

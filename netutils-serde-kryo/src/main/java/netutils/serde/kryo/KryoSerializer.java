@@ -132,8 +132,8 @@ public final class KryoSerializer implements Serializer {
 
         @Override
         public Envelope read(Kryo kryo, Input in, Class<? extends Envelope> type) {
-            // Field paths for error messages are built only when something is wrong: names, not concatenations,
-            // on the way of every message.
+            // Field paths for error messages are built only when something is wrong (tensor fields are passed as a
+            // name and an index, not concatenated for every message); meta values are named by their key.
             String messageType = readString(in, "type", -1);
             String id = readOptional(in, "id");
             String replyTo = readOptional(in, "reply_to");

@@ -30,12 +30,12 @@ import netutils.api.wire.FrameSource;
 final class ChannelSource implements FrameSource {
     static final int BUFFER_SIZE = 64 * 1024;
     /**
-     * The most bytes one read or write system call is asked for: 4 MiB, the plain socket's best call size for
-     * 256 MiB in the benchmark (1 MiB calls ran at 0.95-0.96 of it in three runs of four). Measured with a netutils
-     * client against a plain-socket server, medians of five interleaved runs: 1.04 of plain to plain with 1 MiB
-     * calls, 1.09 with 4 MiB.
+     * The most bytes one read system call is asked for, one blocking write call sends, and the server's budget
+     * reserves at a time (see {@link ChannelSink#NON_BLOCKING_WRITE_CALL} for the client's writes). A read returns
+     * what has arrived, so this bound seldom matters to reading; it keeps a stalled peer's hold on the budget and
+     * a blocking write's time between progress reports at 1 MiB.
      */
-    static final int IO_CALL = 4 << 20;
+    static final int IO_CALL = 1 << 20;
 
     /** What {@link #awaitFrame} found. */
     enum Arrival {
