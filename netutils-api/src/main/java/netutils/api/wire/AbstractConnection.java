@@ -416,17 +416,18 @@ public abstract class AbstractConnection implements Connection {
     /** Reads one message while holding the reader lock; handles control messages and liveness. */
     private Message readOne(long waitNanos, SegmentAllocator tensorMemory) throws IOException {
         Message message;
+        long now;
         try {
             message = readMessage(waitNanos, tensorMemory);
         } catch (IOException e) {
             throw fail(e);
         } finally {
-            lastReadNanos = System.nanoTime();
+            lastReadNanos = now = System.nanoTime();
         }
         if (message == null) {
             return null;
         }
-        lastReceivedNanos = System.nanoTime();
+        lastReceivedNanos = now;
         pingSentNanos = 0; // any frame shows the peer is alive
         if (message.type().equals(PING)) {
             try {

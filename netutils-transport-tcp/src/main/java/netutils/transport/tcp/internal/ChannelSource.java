@@ -93,9 +93,8 @@ final class ChannelSource implements FrameSource {
             buffer.flip();
         } else if (readable != null || waitNanos == Long.MAX_VALUE) {
             // a non-blocking channel waits on its selector; a blocking one without a time limit, in its read
-            long deadline = waitNanos >= Long.MAX_VALUE / 2 ? Long.MAX_VALUE : System.nanoTime() + waitNanos;
             buffer.clear();
-            count = readWhenReady(buffer, deadline);
+            count = readWhenReady(buffer, waitNanos);
             buffer.flip();
         } else {
             long millis = Math.max(1, (waitNanos + 999_999) / 1_000_000);
@@ -178,15 +177,20 @@ final class ChannelSource implements FrameSource {
 
     /**
      * One plaintext read. On a non-blocking channel with nothing there, waits on its {@link Readiness} and reads
-     * again, until bytes come or {@code deadlineNanos} passes (then 0). Read first, then wait: when both ends share
-     * a CPU, the woken peer usually runs and answers before the writer gets the CPU back, and the reply is there
-     * (measured: 8 KiB echo 17.4 -> 15.5 us on one CPU, raw blocking socket 14.9; across CPUs the same as waiting
-     * first). A blocking channel's read waits by itself.
+     * again, until bytes come or {@code waitNanos} pass (then 0; {@link Long#MAX_VALUE}: no limit; the clock is read
+     * only when a wait begins). Read first, then wait: when both ends share a CPU, the woken peer usually runs and
+     * answers before the writer gets the CPU back, and the reply is there (measured: 8 KiB echo 17.4 -> 15.5 us on
+     * one CPU, raw blocking socket 14.9; across CPUs the same as waiting first). A blocking channel's read waits by
+     * itself.
      */
-    private int readWhenReady(ByteBuffer destination, long deadlineNanos) throws IOException {
+    private int readWhenReady(ByteBuffer destination, long waitNanos) throws IOException {
         int count = channel.read(destination);
-        while (count == 0 && readable != null && destination.hasRemaining()) {
-            if (!readable.await(deadlineNanos)) {
+        if (count != 0 || readable == null || !destination.hasRemaining()) {
+            return count;
+        }
+        long deadline = waitNanos >= Long.MAX_VALUE / 2 ? Long.MAX_VALUE : System.nanoTime() + waitNanos;
+        while (count == 0 && destination.hasRemaining()) {
+            if (!readable.await(deadline)) {
                 return 0;
             }
             count = channel.read(destination);
