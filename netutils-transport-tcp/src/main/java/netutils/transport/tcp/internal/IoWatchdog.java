@@ -7,15 +7,15 @@ import java.util.concurrent.ScheduledFuture;
 import java.util.concurrent.TimeUnit;
 
 /**
- * Read and write timeouts for blocking socket channels, which have none of their own: each call marks that it
- * started (or made progress) and ended, and one shared daemon thread closes the connection of a call that made no
+ * Read and write timeouts for socket channels (blocking ones have none of their own, and a non-blocking client's
+ * reads inside a frame wait without a deadline): each call marks that it started (or made progress) and ended, and one shared daemon thread closes the connection of a call that made no
  * progress for longer than its timeout.
  *
  * <p>The marks are counters, not clock readings: a call in progress holds an odd value, each start or progress
  * makes a new one, and the end makes it even. The checking thread notes when it first saw each odd value, so a
- * stall is reported after its timeout plus at most two check periods (an eighth of the timeout each), and the
- * I/O path reads no clock at all: {@code System.nanoTime()} costs 27 ns on this project's VM, and an 8 KiB round
- * trip marked six times on each side.
+ * stall is reported after its timeout plus at most two check periods (an eighth of the shortest timeout each,
+ * within 5 ms to 1 s), and marking reads no clock: {@code System.nanoTime()} costs 27 ns on this project's VM,
+ * and an 8 KiB round trip marked six times on each side.
  *
  * <p>It also enforces a minimum transfer rate over a whole frame: a peer that trickles a byte now and then never
  * trips the read timeout, but once a frame is older than the grace period and has arrived at less than the
@@ -39,9 +39,12 @@ final class IoWatchdog {
     private final Duration writeTimeout;
     private final Target target;
     private final ScheduledFuture<?> task;
-    /** Odd while a read is in progress; a new value at each start. Written by the I/O thread only. */
+    /** Odd while a read is in progress; a new value at each start. Written by the current reader (reader lock). */
     private volatile long readMark;
-    /** Odd while a write is in progress; a new value at each start and each progress. */
+    /**
+     * Odd while a write is in progress; a new value at each start and each progress. Written by whichever thread
+     * writes a frame, always under {@link ChannelSink}'s lock.
+     */
     private volatile long writeMark;
     /** Odd while a frame is being received; a new value for each frame. */
     private volatile long frameMark;
@@ -60,7 +63,10 @@ final class IoWatchdog {
         long since;
         long reported = -1;
 
-        /** Notes {@code current}; returns how long it has been the same odd mark, or -1 if none is in progress. */
+        /**
+         * Notes {@code current}; returns how long it has been the same odd mark, or -1 if none is in progress or
+         * this one was reported already.
+         */
         long unchangedFor(long current, long now) {
             if ((current & 1) == 0 || current == reported) {
                 return -1;
@@ -161,6 +167,18 @@ final class IoWatchdog {
         // counts the bytes since the checker first saw the frame, over the time since then.
         long frameMarkNow = frameMark;
         long bytes = frameBytes;
+        // Checked only if no frame ended and another began between the two reads (its bytes would not be this one's).
+        if (frameMark == frameMarkNow) {
+            checkRate(frameMarkNow, bytes, now);
+        }
+        long writeMarkNow = writeMark;
+        if (writeTimeoutNanos > 0 && write.unchangedFor(writeMarkNow, now) > writeTimeoutNanos) {
+            write.reported = writeMarkNow;
+            target.onStall("write timed out: no progress for " + writeTimeout);
+        }
+    }
+
+    private void checkRate(long frameMarkNow, long bytes, long now) {
         long previous = frame.mark;
         long frameAge = frame.unchangedFor(frameMarkNow, now);
         if (frameAge >= 0 && frame.mark != previous) {
@@ -173,11 +191,6 @@ final class IoWatchdog {
                 target.onStall(String.format("frame arrived too slowly: %,d bytes in %.1f s (%,.0f bytes/s), under the "
                         + "minimum of %,d bytes/s", arrived, seconds, arrived / seconds, minBytesPerSecond));
             }
-        }
-        long writeMarkNow = writeMark;
-        if (writeTimeoutNanos > 0 && write.unchangedFor(writeMarkNow, now) > writeTimeoutNanos) {
-            write.reported = writeMarkNow;
-            target.onStall("write timed out: no progress for " + writeTimeout);
         }
     }
 }
