@@ -206,9 +206,17 @@ public final class Benchmark {
 
     private final Map<Stack, Rounds> pairedBaselines = new java.util.HashMap<>();
 
+    private int largeWarmup() {
+        return quick ? 3 : 12;
+    }
+
+    private int largeRounds() {
+        return quick ? 5 : 25;
+    }
+
     private void large(List<Stack> stacks) throws Exception {
-        int warmup = quick ? 3 : 12;
-        int rounds = quick ? 5 : 25;
+        int warmup = largeWarmup();
+        int rounds = largeRounds();
         System.out.printf("%n1. one 256 MiB message, client to server, answered when all arrived: %d warm-up each, then %d"
                 + " rounds of one message on every stack in turn%n", warmup, rounds);
         // A stack that never releases its messages takes a pooled chunk each message and leaves it to the garbage
@@ -239,13 +247,8 @@ public final class Benchmark {
             results.freshMemoryMibPerSecond = freshMemoryMibPerSecond();
         }
         for (Stack stack : stacks) {
-            Rounds r = measured.get(stack);
-            double mibPerSecond = LARGE / (1024.0 * 1024.0) / (r.median() / 1e9);
-            double ratio = 1 / r.pairedRatio(pairedBaselines.getOrDefault(stack, measured.get(best)));
-            Results.Row row = results.row(stack);
-            row.put("throughput_mib_s", mibPerSecond);
-            row.put("throughput_ratio", ratio);
-            System.out.printf("   %-45s %7.0f MiB/s   %.2f of %s%n", stack.label, mibPerSecond, ratio, best.id);
+            largeRow(results.row(stack), measured.get(stack), pairedBaselines.getOrDefault(stack, measured.get(best)),
+                    best.id);
         }
         if (results.freshMemoryMibPerSecond > 0) {
             System.out.printf("   (fresh memory on this machine, allocated and touched without any socket: %.0f MiB/s, the"
@@ -316,16 +319,13 @@ public final class Benchmark {
         try {
             create(stacks, payload, sinkMemory);
             List<Stack> pair = measuredPair(stacks, rawId, id);
-            int warmup = quick ? 3 : 12;
-            int rounds = quick ? 5 : 25;
-            System.out.printf("%d warm-up each, then %d rounds of one message on each in turn%n", warmup, rounds);
-            Map<Stack, Rounds> measured = Rounds.measure(pair, warmup, rounds, 1, Stack::sendLarge);
+            System.out.printf("%d warm-up each, then %d rounds of one message on each in turn%n", largeWarmup(),
+                    largeRounds());
+            Map<Stack, Rounds> measured = Rounds.measure(pair, largeWarmup(), largeRounds(), 1, Stack::sendLarge);
             Rounds base = measured.get(pair.get(0));
             for (Stack stack : pair) {
-                Rounds r = measured.get(stack);
                 Results.Row row = results.row(stack);
-                row.put("throughput_mib_s", LARGE / (1024.0 * 1024.0) / (r.median() / 1e9));
-                row.put("throughput_ratio", 1 / r.pairedRatio(base));
+                largeRow(row, measured.get(stack), base, rawId);
                 printRow(row);
             }
         } finally {
@@ -381,8 +381,7 @@ public final class Benchmark {
                 row.put(f[i].substring(0, equals), Double.parseDouble(f[i].substring(equals + 1)));
             }
             if (large) {
-                System.out.printf("   %-45s %7.0f MiB/s   %.2f of %s%n", row.label, row.get("throughput_mib_s"),
-                        row.get("throughput_ratio"), baselineId);
+                printLargeRow(row, baselineId);
             } else {
                 printSmallRow(row, row.label);
             }
@@ -542,6 +541,18 @@ public final class Benchmark {
                 stack.close();
             }
         }
+    }
+
+    /** A 256 MiB row: MiB/s at the median, and the paired ratio to {@code base} (higher is faster). */
+    private static void largeRow(Results.Row row, Rounds r, Rounds base, String baselineId) {
+        row.put("throughput_mib_s", LARGE / (1024.0 * 1024.0) / (r.median() / 1e9));
+        row.put("throughput_ratio", 1 / r.pairedRatio(base));
+        printLargeRow(row, baselineId);
+    }
+
+    private static void printLargeRow(Results.Row row, String baselineId) {
+        System.out.printf("   %-45s %7.0f MiB/s   %.2f of %s%n", row.label, row.get("throughput_mib_s"),
+                row.get("throughput_ratio"), baselineId);
     }
 
     private static void smallRow(Results.Row row, String label, Rounds r, Rounds base) {
