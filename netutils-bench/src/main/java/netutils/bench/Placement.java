@@ -8,8 +8,9 @@ import java.util.concurrent.TimeUnit;
 /**
  * Where threads run in the benchmark's placed passes (8 KiB with servers on the other CPU, and 256 MiB in own
  * JVMs). On two CPUs the scheduler puts each stack's server thread on the client's CPU or on the other one and keeps
- * that choice for a whole pass, differently for each stack; a placed pass decides instead: the child JVM pins itself (every thread, and so every thread it starts later) to the
- * client CPU, and each stack's server-side code pins its own thread to the server CPU on its first message. Uses
+ * that choice for a whole pass, differently for each stack; a placed pass decides instead: the child JVM pins
+ * itself (every thread, and so every thread it starts later) to the client CPU, and each stack's server-side code
+ * pins its own thread to the server CPU on its first message. Uses
  * {@code taskset} on Linux thread ids; does nothing unless {@code -Dbench.serverCpu} is set.
  */
 final class Placement {

@@ -8,8 +8,8 @@ import java.util.concurrent.TimeUnit;
 
 /**
  * Read and write timeouts for socket channels (blocking ones have none of their own, and a non-blocking client's
- * reads inside a frame wait without a deadline): each call marks that it started (or made progress) and ended, and one shared daemon thread closes the connection of a call that made no
- * progress for longer than its timeout.
+ * reads inside a frame wait without a deadline): each call marks that it started (or made progress) and ended,
+ * and one shared daemon thread closes the connection of a call that made no progress for longer than its timeout.
  *
  * <p>The marks are counters, not clock readings: a call in progress holds an odd value, each start or progress
  * makes a new one, and the end makes it even. The checking thread notes when it first saw each odd value, so a
