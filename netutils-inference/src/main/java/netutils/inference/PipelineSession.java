@@ -210,6 +210,13 @@ public final class PipelineSession implements AutoCloseable {
             closeFirst();
             throw e;
         }
+        try (answer) { // its memory receives the next answer (logits of a large vocabulary are pooled)
+            return finish(answer, messages, n, begin, computed);
+        }
+    }
+
+    /** The step's result from the first stage's answer. */
+    private Step finish(Message answer, List<Message> messages, int n, long begin, long computed) throws IOException {
         long end = System.nanoTime();
         if (!answer.type().equals(StageProtocol.LOGITS) && !answer.type().equals(StageProtocol.TOKEN)) {
             closeFirst();

@@ -70,14 +70,31 @@ public final class StageServer implements AutoCloseable {
     /** The parts of a step received so far on one connection. */
     private static final class Parts {
         final int position;
+        /** The CIS and mask messages, kept open until the step ends: their tensors are forwarded as they came. */
+        Message cisMessage;
         Tensor cisTensor;
         float[] cis;
+        Message maskMessage;
         Tensor maskTensor;
         float[] mask;
         int[] maskShape;
 
         Parts(int position) {
             this.position = position;
+        }
+
+        boolean holds(Message m) {
+            return m == cisMessage || m == maskMessage;
+        }
+
+        /** Gives the held messages' memory back; the step is over (or was replaced, or its connection ended). */
+        void close() {
+            if (cisMessage != null) {
+                cisMessage.close();
+            }
+            if (maskMessage != null) {
+                maskMessage.close();
+            }
         }
     }
 
@@ -155,9 +172,16 @@ public final class StageServer implements AutoCloseable {
 
     // ------------------------------------------------------------------------------------------ serving
 
+    /**
+     * Serves one upstream connection. Every received message is closed once it has been used, so that its memory
+     * receives the next one (a prefill's hidden state or a migrated cache would otherwise land in fresh memory each
+     * time, at a sixteenth of socket speed): most at once, CIS and mask when their step ends, the downstream answer
+     * once it has been passed on.
+     */
     private void serve(Connection upstream) throws IOException {
         Map<String, Parts> pending = new HashMap<>();
         Map<String, Connection> downstream = new HashMap<>();
+        List<Message> finished = new ArrayList<>();
         try {
             while (true) {
                 Message request;
@@ -166,32 +190,45 @@ public final class StageServer implements AutoCloseable {
                 } catch (ConnectionClosedException closed) {
                     return;
                 }
-                Message reply;
                 try {
-                    reply = handle(request, pending, downstream);
-                } catch (StageException e) {
-                    LOG.log(System.Logger.Level.INFO, "stage {0} refused {1} from {2}: {3} {4}", model.slice().layers(),
-                            request.type(), upstream.peer(), e.code(), e.getMessage());
-                    upstream.send(Message.error(e.code(), e.getMessage()));
-                    return;
-                } catch (RuntimeException e) {
-                    LOG.log(System.Logger.Level.WARNING, "stage " + model.slice().layers() + " failed on " + request, e);
-                    upstream.send(Message.error("HANDLER_FAILED", e.toString()));
-                    return;
-                }
-                if (reply != null) {
-                    upstream.send(reply.toBuilder().replyTo(request).build());
+                    Message reply;
+                    try {
+                        reply = handle(request, pending, downstream, finished);
+                    } catch (StageException e) {
+                        LOG.log(System.Logger.Level.INFO, "stage {0} refused {1} from {2}: {3} {4}",
+                                model.slice().layers(), request.type(), upstream.peer(), e.code(), e.getMessage());
+                        upstream.send(Message.error(e.code(), e.getMessage()));
+                        return;
+                    } catch (RuntimeException e) {
+                        LOG.log(System.Logger.Level.WARNING, "stage " + model.slice().layers() + " failed on " + request, e);
+                        upstream.send(Message.error("HANDLER_FAILED", e.toString()));
+                        return;
+                    }
+                    if (reply != null) {
+                        upstream.send(reply.toBuilder().replyTo(request).build());
+                    }
+                } finally {
+                    if (pending.values().stream().noneMatch(parts -> parts.holds(request))) {
+                        request.close();
+                    }
+                    finished.forEach(Message::close);
+                    finished.clear();
                 }
             }
         } finally {
+            pending.values().forEach(Parts::close);
             for (Connection c : downstream.values()) {
                 closeQuietly(c);
             }
         }
     }
 
-    private Message handle(Message m, Map<String, Parts> pending, Map<String, Connection> downstream)
-            throws StageException, IOException {
+    /**
+     * The reply to {@code m}, or {@code null}. Messages that must stay open until the reply is sent (a finished
+     * step's CIS and mask, the downstream answer the reply is made of) are added to {@code finished}.
+     */
+    private Message handle(Message m, Map<String, Parts> pending, Map<String, Connection> downstream,
+            List<Message> finished) throws StageException, IOException {
         MessageType type = m.type();
         if (type.equals(MessageType.KV_INDEX)) {
             onKvIndex(m, pending);
@@ -203,7 +240,7 @@ public final class StageServer implements AutoCloseable {
             onMask(m, pending);
             return null;
         } else if (type.equals(MessageType.HIDDEN_STATE)) {
-            return onHiddenState(m, pending, downstream);
+            return onHiddenState(m, pending, downstream, finished);
         } else if (type.equals(MessageType.KV_CACHE)) {
             return onKvCache(m);
         } else if (type.equals(StageProtocol.MIGRATE)) {
@@ -257,7 +294,10 @@ public final class StageServer implements AutoCloseable {
             throw new StageException(POSITION_BEYOND_CACHE, "KV_index " + position + " is beyond the " + cached
                     + " positions cached for session '" + session + "'");
         }
-        pending.put(session, new Parts((int) position));
+        Parts replaced = pending.put(session, new Parts((int) position));
+        if (replaced != null) {
+            replaced.close(); // a step abandoned before its hidden_state
+        }
     }
 
     private Parts opened(Message m, String session, Map<String, Parts> pending) throws StageException {
@@ -290,6 +330,10 @@ public final class StageServer implements AutoCloseable {
             throw new StageException(POSITION_BEYOND_CACHE, "CIS rows for positions " + parts.position + ".."
                     + (parts.position + cis.dim(0) - 1) + " are beyond the cache's capacity of " + config.maxPositions());
         }
+        if (parts.cisMessage != null) {
+            parts.cisMessage.close(); // sent twice in one step: the later one counts
+        }
+        parts.cisMessage = m;
         parts.cisTensor = cis;
         parts.cis = cis.toFloatArray();
     }
@@ -331,14 +375,18 @@ public final class StageServer implements AutoCloseable {
                 throw new StageException(BAD_MASK, "mask row " + r + " hides every key");
             }
         }
+        if (parts.maskMessage != null) {
+            parts.maskMessage.close();
+        }
+        parts.maskMessage = m;
         parts.maskTensor = mask;
         parts.mask = additive;
         parts.maskShape = shape;
     }
 
     /** The step closes: check it whole, run the layers, forward or answer. */
-    private Message onHiddenState(Message m, Map<String, Parts> pending, Map<String, Connection> downstream)
-            throws StageException, IOException {
+    private Message onHiddenState(Message m, Map<String, Parts> pending, Map<String, Connection> downstream,
+            List<Message> finished) throws StageException, IOException {
         String session = session(m);
         Tensor hidden = single(m);
         Parts parts = opened(m, session, pending);
@@ -403,6 +451,13 @@ public final class StageServer implements AutoCloseable {
             throw new StageException(UNKNOWN_SESSION, "session '" + session + "' ended while its step was arriving");
         }
         pending.remove(session);
+        // Open until the reply is sent: CIS and mask are forwarded below.
+        if (parts.cisMessage != null) {
+            finished.add(parts.cisMessage);
+        }
+        if (parts.maskMessage != null) {
+            finished.add(parts.maskMessage);
+        }
         float[] values = hidden.toFloatArray();
         if (s == null || position == 0) {
             s = new Session(model.newCache());
@@ -448,6 +503,7 @@ public final class StageServer implements AutoCloseable {
                     next.send(part);
                 }
                 answer = next.receive();
+                finished.add(answer); // the reply below shares its memory
             } catch (RemoteErrorException e) {
                 closeDownstream(downstream, hops[0]);
                 throw new StageException(e.code(), "stage " + (stage + 1) + " at " + hops[0] + ": " + e.getMessage());
