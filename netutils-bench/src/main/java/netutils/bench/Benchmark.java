@@ -289,25 +289,96 @@ public final class Benchmark {
         if (results.largeBaseline.isEmpty()) {
             return;
         }
-        System.out.printf("%n1b. each stack in a JVM of its own, interleaved with %s; senders on CPU 0, receivers on CPU 1%n",
-                results.largeBaseline);
-        boolean rawShown = false;
-        for (Stack stack : large) {
-            if (stack.id.startsWith("raw-")) {
-                continue;
+        System.out.printf("%n1b. each stack in a JVM of its own, interleaved with %s; senders on CPU 0, receivers on CPU 1;"
+                + " the median of %d such JVMs per stack, their range in brackets%n", results.largeBaseline, childRepeats());
+        List<String> ids = large.stream().map(stack -> stack.id).filter(id -> !id.startsWith("raw-")).toList();
+        ChildRows rows = new ChildRows(results.largeBaseline);
+        for (int repeat = 0; repeat < childRepeats(); repeat++) {
+            for (String id : ids) {
+                List<String> command = childJvm(List.of(javaLauncher(), "-Dbench.serverCpu=1", "-Dbench.clientCpu=0"));
+                command.addAll(List.of(LARGE_CHILD, id, results.largeBaseline, "--only", id));
+                if (quick) {
+                    command.add("--quick");
+                }
+                if (!rows.add(runChild(command))) {
+                    return;
+                }
             }
-            List<String> command = childJvm(List.of(javaLauncher(), "-Dbench.serverCpu=1", "-Dbench.clientCpu=0"));
-            command.addAll(List.of(LARGE_CHILD, stack.id, results.largeBaseline, "--only", stack.id));
-            if (quick) {
-                command.add("--quick");
-            }
-            List<String> rows = runChild(command);
-            if (rows == null) {
-                return;
-            }
-            rawShown = addChildRows(rows, rawShown, results.largeBaseline, "-own-jvm", ", own JVM, sender CPU 0, receiver CPU 1",
-                    true);
         }
+        addMedianRows(rows, "-own-jvm", ", own JVM, sender CPU 0, receiver CPU 1", true);
+    }
+
+    /**
+     * How many child JVMs measure each stack in the own-JVM passes. One JVM's ratio moved by up to 0.1 from one
+     * child to the next (JIT decisions, placement of memory and threads); the median of three is steadier, and the
+     * range of the three says how much. {@code -Dbench.childRepeats} sets another number.
+     */
+    private int childRepeats() {
+        return Integer.getInteger("bench.childRepeats", quick ? 1 : 3);
+    }
+
+    /** The rows of a pass's children, per row id in the order first seen: label and each child's numbers. */
+    private static final class ChildRows {
+        final String baselineId;
+        final Map<String, String> labels = new LinkedHashMap<>();
+        final Map<String, List<Map<String, Double>>> values = new LinkedHashMap<>();
+        /** The first child's stack: the baseline's row is taken from its children only. */
+        String firstStack;
+
+        ChildRows(String baselineId) {
+            this.baselineId = baselineId;
+        }
+
+        /** Adds one child's ROW lines; false if the child failed ({@code null}). */
+        boolean add(List<String> rows) {
+            if (rows == null) {
+                return false;
+            }
+            String stack = rows.stream().map(line -> line.split("\t")[1]).filter(id -> !id.equals(baselineId))
+                    .findFirst().orElse("");
+            if (firstStack == null) {
+                firstStack = stack;
+            }
+            for (String line : rows) {
+                String[] f = line.split("\t");
+                if (f[1].equals(baselineId) && !stack.equals(firstStack)) {
+                    continue;
+                }
+                labels.putIfAbsent(f[1], f[2]);
+                Map<String, Double> numbers = new LinkedHashMap<>();
+                for (int i = 3; i < f.length; i++) {
+                    int equals = f[i].indexOf('=');
+                    numbers.put(f[i].substring(0, equals), Double.parseDouble(f[i].substring(equals + 1)));
+                }
+                values.computeIfAbsent(f[1], key -> new ArrayList<>()).add(numbers);
+            }
+            return true;
+        }
+    }
+
+    /**
+     * Adds a row per stack of {@code rows} with the median over its children of each number; ratios also get their
+     * smallest and largest ({@code _min}, {@code _max}) over the children.
+     */
+    private void addMedianRows(ChildRows rows, String idSuffix, String labelSuffix, boolean large) {
+        rows.values.forEach((id, children) -> {
+            Results.Row row = results.row(id + idSuffix, rows.labels.get(id) + labelSuffix, large);
+            for (String key : children.get(0).keySet()) {
+                double[] each = children.stream().mapToDouble(numbers -> numbers.getOrDefault(key, Double.NaN)).sorted()
+                        .toArray();
+                int middle = each.length / 2;
+                row.put(key, each.length % 2 == 1 ? each[middle] : (each[middle - 1] + each[middle]) / 2);
+                if (key.endsWith("_ratio") && each.length > 1) {
+                    row.put(key + "_min", each[0]);
+                    row.put(key + "_max", each[each.length - 1]);
+                }
+            }
+            if (large) {
+                printLargeRow(row, rows.baselineId);
+            } else {
+                printSmallRow(row, row.label);
+            }
+        });
     }
 
     /** The child of {@link #largeOwnJvm}: the raw variant {@code rawId} and the stack {@code id}, rows printed. */
@@ -360,33 +431,6 @@ public final class Benchmark {
         List<String> fields = new ArrayList<>(List.of(row.id, row.label));
         row.forEach((key, value) -> fields.add(key + "=" + value));
         System.out.println(ROW_PREFIX + String.join("\t", fields));
-    }
-
-    /**
-     * Adds a child's rows to the results under the id and label with these suffixes; the baseline's row only the
-     * first time. Returns whether the baseline's row has been added now.
-     */
-    private boolean addChildRows(List<String> rows, boolean baselineShown, String baselineId, String idSuffix,
-            String labelSuffix, boolean large) {
-        for (String line : rows) {
-            String[] f = line.split("\t");
-            boolean baseline = f[1].equals(baselineId);
-            if (baseline && baselineShown) {
-                continue;
-            }
-            baselineShown |= baseline;
-            Results.Row row = results.row(f[1] + idSuffix, f[2] + labelSuffix, large);
-            for (int i = 3; i < f.length; i++) {
-                int equals = f[i].indexOf('=');
-                row.put(f[i].substring(0, equals), Double.parseDouble(f[i].substring(equals + 1)));
-            }
-            if (large) {
-                printLargeRow(row, baselineId);
-            } else {
-                printSmallRow(row, row.label);
-            }
-        }
-        return baselineShown;
     }
 
     private static String javaLauncher() {
@@ -462,7 +506,8 @@ public final class Benchmark {
         }
         List<String> ids = small.stream().map(stack -> stack.id).filter(id -> !id.equals("raw-echo")).toList();
         String java = javaLauncher();
-        System.out.printf("%n2b. each stack in a JVM of its own with the raw socket, threads left to the scheduler%n");
+        System.out.printf("%n2b. each stack in a JVM of its own with the raw socket, threads left to the scheduler; the median of %d"
+                + " such JVMs per stack, the range of its p50 ratio in brackets%n", childRepeats());
         placedPass(List.of(java), ids, "-own-jvm", ", own JVM");
         System.out.printf("%n2c. the same on one CPU: child JVMs under taskset -c 0%n");
         placedPass(List.of("taskset", "-c", "0", java), ids, "-one-cpu", ", own JVM, one CPU");
@@ -472,22 +517,26 @@ public final class Benchmark {
                 ", own JVM, client CPU 0, server CPU 1");
     }
 
-    /** Runs one child JVM per stack id; the raw socket's row comes from the first child. */
+    /**
+     * Runs {@link #childRepeats} child JVMs per stack id, in turn (all ids, then all again), and adds the medians; the
+     * raw socket's row comes from the first stack's children.
+     */
     private void placedPass(List<String> launcher, List<String> ids, String idSuffix, String labelSuffix)
             throws Exception {
-        boolean rawShown = false;
-        for (String id : ids) {
-            List<String> command = childJvm(launcher);
-            command.addAll(List.of(PLACED_CHILD, id, "--only", id));
-            if (quick) {
-                command.add("--quick");
+        ChildRows rows = new ChildRows("raw-echo");
+        for (int repeat = 0; repeat < childRepeats(); repeat++) {
+            for (String id : ids) {
+                List<String> command = childJvm(launcher);
+                command.addAll(List.of(PLACED_CHILD, id, "--only", id));
+                if (quick) {
+                    command.add("--quick");
+                }
+                if (!rows.add(runChild(command))) {
+                    return;
+                }
             }
-            List<String> rows = runChild(command);
-            if (rows == null) {
-                return;
-            }
-            rawShown = addChildRows(rows, rawShown, "raw-echo", idSuffix, labelSuffix, false);
         }
+        addMedianRows(rows, idSuffix, labelSuffix, false);
     }
 
     /** The child's ROW lines, or {@code null} (and why, printed) if it could not run or failed. */
@@ -551,8 +600,8 @@ public final class Benchmark {
     }
 
     private static void printLargeRow(Results.Row row, String baselineId) {
-        System.out.printf("   %-45s %7.0f MiB/s   %.2f of %s%n", row.label, row.get("throughput_mib_s"),
-                row.get("throughput_ratio"), baselineId);
+        System.out.printf("   %-45s %7.0f MiB/s   %.2f of %s%s%n", row.label, row.get("throughput_mib_s"),
+                row.get("throughput_ratio"), baselineId, Report.range(row, "throughput_ratio"));
     }
 
     private static void smallRow(Results.Row row, String label, Rounds r, Rounds base) {
@@ -566,9 +615,9 @@ public final class Benchmark {
     }
 
     private static void printSmallRow(Results.Row row, String label) {
-        System.out.printf("   %-45s p50 %6.1f us  p99 %7.1f us  CPU %6.1f us/op   p50 %.2fx  p99 %.2fx  CPU %.2fx%n",
+        System.out.printf("   %-45s p50 %6.1f us  p99 %7.1f us  CPU %6.1f us/op   p50 %.2fx%s  p99 %.2fx  CPU %.2fx%n",
                 label, row.get("p50_us"), row.get("p99_us"), row.get("cpu_us_per_op"), row.get("p50_ratio"),
-                row.get("p99_ratio"), row.get("cpu_ratio"));
+                Report.range(row, "p50_ratio"), row.get("p99_ratio"), row.get("cpu_ratio"));
     }
 
     // ------------------------------------------------------------------ calls in flight

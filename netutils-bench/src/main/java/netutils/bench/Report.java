@@ -28,7 +28,8 @@ final class Report {
     static String markdown(Results results, boolean quick) {
         StringBuilder md = new StringBuilder();
         md.append("Run on ").append(results.machine).append(quick ? " with --quick (not for quoting)" : "")
-                .append(". Ratios are medians over rounds of each round's ratio to the baseline in the same round.\n\n");
+                .append(". Ratios are medians over rounds of each round's ratio to the baseline in the same round; where"
+                        + " each stack ran in JVMs of its own, the median over those JVMs, their range in brackets.\n\n");
         Results.Row largeBase = results.rows.get(results.largeBaseline);
         if (largeBase != null) {
             md.append("256 MiB `KV_cache`, client to server, answered when all arrived (baseline \"raw\": ")
@@ -37,8 +38,8 @@ final class Report {
             md.append("| stack | MiB/s | ratio to raw |\n|---|---:|---:|\n");
             for (Results.Row row : results.rows.values()) {
                 if (row.large) {
-                    md.append(String.format(Locale.ROOT, "| %s | %,.0f | %.2f |%n", row.label + (row == largeBase ? " (raw)" : ""),
-                            row.get("throughput_mib_s"), row.get("throughput_ratio")));
+                    md.append(String.format(Locale.ROOT, "| %s | %,.0f | %.2f%s |%n", row.label + (row == largeBase ? " (raw)" : ""),
+                            row.get("throughput_mib_s"), row.get("throughput_ratio"), range(row, "throughput_ratio")));
                 }
             }
             if (results.freshMemoryMibPerSecond > 0) {
@@ -57,9 +58,9 @@ final class Report {
                     + "|---|---:|---:|---:|---:|---:|---:|\n");
             for (Results.Row row : results.rows.values()) {
                 if (!row.large) {
-                    md.append(String.format(Locale.ROOT, "| %s | %.1f µs | %.1f µs | %.1f µs | %.2f | %.2f | %.2f |%n",
+                    md.append(String.format(Locale.ROOT, "| %s | %.1f µs | %.1f µs | %.1f µs | %.2f%s | %.2f | %.2f |%n",
                             row.label, row.get("p50_us"), row.get("p99_us"), row.get("cpu_us_per_op"), row.get("p50_ratio"),
-                            row.get("p99_ratio"), row.get("cpu_ratio")));
+                            range(row, "p50_ratio"), row.get("p99_ratio"), row.get("cpu_ratio")));
                 }
             }
             md.append('\n');
@@ -96,6 +97,16 @@ final class Report {
 
     private static String rate(Double perSecond) {
         return perSecond == null || perSecond.isNaN() ? "not available" : String.format(Locale.ROOT, "%,.0f", perSecond);
+    }
+
+    /**
+     * " [min-max]" of a ratio measured by several child JVMs (the row holds their median), or nothing for a ratio
+     * measured once.
+     */
+    static String range(Results.Row row, String ratio) {
+        Double min = row.get(ratio + "_min");
+        Double max = row.get(ratio + "_max");
+        return min == null || max == null ? "" : String.format(Locale.ROOT, " [%.2f-%.2f]", min, max);
     }
 
     static String csv(Results results) {
