@@ -168,6 +168,10 @@ public final class Benchmark {
                     "netutils json, receive(), not released", "json", NetutilsStack.Receive.DEFAULT_NOT_RELEASED, false,
                     payload, sinkMemory, SMALL));
         }
+        // The README's server pattern: the handler only answers; the adapter closes each request once answered.
+        add(stacks, "netutils-json-handler", () -> new NetutilsStack("netutils-json-handler",
+                "netutils json, ofRequests handler", "json", NetutilsStack.Receive.HANDLER, false, payload, sinkMemory,
+                SMALL));
         for (String serializer : SERIALIZERS) {
             add(stacks, "netutils-" + serializer + "-reused", () -> new NetutilsStack("netutils-" + serializer + "-reused",
                     "netutils " + serializer + ", receive(allocator), reused memory", serializer,

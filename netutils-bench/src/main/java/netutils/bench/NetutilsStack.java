@@ -39,7 +39,12 @@ final class NetutilsStack extends Stack {
         /** {@code receive()}, and the message is only dropped, never released. */
         DEFAULT_NOT_RELEASED,
         /** {@code receive(SegmentAllocator)} into one reused buffer, as the raw socket reads. */
-        REUSED
+        REUSED,
+        /**
+         * A server made with {@code ConnectionHandler.ofRequests}, the README's server pattern: the handler only
+         * answers, and the adapter closes each request once answered.
+         */
+        HANDLER
     }
 
     private static final MethodHandle RELEASE = releaseMethod();
@@ -65,12 +70,20 @@ final class NetutilsStack extends Stack {
         if (virtualServer) {
             serverOptions.connectionThreads(Thread.ofVirtual().factory());
         }
-        ConnectionHandler handler = receive == null
-                ? ConnectionHandler.ofRequests(request -> {
-                    Placement.serverThread();
-                    return Message.of(MessageType.HIDDEN_STATE, request.data());
-                })
-                : connection -> sink(connection, receive, sinkMemory);
+        ConnectionHandler handler;
+        if (receive == null) {
+            handler = ConnectionHandler.ofRequests(request -> {
+                Placement.serverThread();
+                return Message.of(MessageType.HIDDEN_STATE, request.data());
+            });
+        } else if (receive == Receive.HANDLER) {
+            handler = ConnectionHandler.ofRequests(request -> {
+                Placement.serverThread();
+                return Message.builder(MessageType.KV_INDEX).meta("bytes", Long.toString(request.tensorBytes())).build();
+            });
+        } else {
+            handler = connection -> sink(connection, receive, sinkMemory);
+        }
         server = TcpServer.bind(new InetSocketAddress(InetAddress.getLoopbackAddress(), 0), serverOptions.build()).serve(handler);
         client = TcpClient.connect("127.0.0.1", server.port(), TcpOptions.builder().serializer(serializer).build());
         message = receive != null
