@@ -37,7 +37,8 @@ public interface Connection extends AutoCloseable {
     /**
      * Sends one message as one frame.
      *
-     * @param message the message to send, headers and tensors; the caller still owns it afterwards
+     * @param message the message to send, headers and tensors; the caller still owns it afterwards: when this
+     *     method returns, the tensors' bytes have been written (or copied), and no reference to them is kept
      * @throws FrameTooLargeException before anything is sent, if the message does not fit a frame
      * @throws IOException if the connection fails or the write times out (the connection is then closed)
      */

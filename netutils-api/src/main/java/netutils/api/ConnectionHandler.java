@@ -27,11 +27,13 @@ public interface ConnectionHandler {
      * request; when the request had no id to answer, the connection is then closed, since the peer could not
      * tell which message failed.
      *
-     * <p>Each request is {@linkplain Message#close() closed} once its reply (or error) is sent, as Netty's
-     * {@code SimpleChannelInboundHandler} releases what it handled: its memory then receives the next request, so
-     * large requests arrive at socket speed. The request's tensors are valid during {@code handle} and in the reply;
-     * a handler that keeps data for later copies it (for instance with {@link Tensor#copyOf}). Kept tensors of a
-     * closed request refuse access; a {@link java.lang.foreign.MemorySegment} taken from them is not guarded.
+     * <p>Each request is {@linkplain Message#close() closed} once {@code handle} has returned and its reply (or
+     * error), if any, has been sent, as Netty's {@code SimpleChannelInboundHandler} releases what it handled: its
+     * memory then receives the next request, so large requests arrive at socket speed. The request's tensors are
+     * valid during {@code handle} and in the reply; a handler that keeps data for later copies it (for instance with
+     * {@link Tensor#copyOf}). Kept tensors of a closed request refuse access; a {@link java.lang.foreign.MemorySegment}
+     * or {@link java.nio.ByteBuffer} taken from them is not guarded. A reply is not closed: a handler that answers
+     * with a message it received elsewhere (a proxy) leaves that message's memory to the garbage collector.
      *
      * @param handler computes the reply to each request
      * @return a connection handler that answers each message of a connection in turn until the peer closes
@@ -65,7 +67,12 @@ public interface ConnectionHandler {
             Semaphore slots = new Semaphore(maxConcurrent);
             try {
                 for (Message request = next(connection); request != null; request = next(connection)) {
-                    slots.acquire(); // at most maxConcurrent requests read ahead of their replies
+                    try {
+                        slots.acquire(); // at most maxConcurrent requests read ahead of their replies
+                    } catch (InterruptedException e) {
+                        request.close(); // never to be answered
+                        throw e;
+                    }
                     Message current = request;
                     Thread.ofVirtual().name("netutils-request-" + request.id().orElse("?")).start(() -> {
                         try {

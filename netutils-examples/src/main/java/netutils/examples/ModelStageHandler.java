@@ -52,7 +52,8 @@ public final class ModelStageHandler implements ConnectionHandler {
                 return Message.builder(type).tensor("data", Tensor.scalar(position)).meta("ack", "position stored").build();
             } else if (type.equals(MessageType.KV_CACHE)) {
                 cache.clear();
-                cache.putAll(request.tensors());
+                // Copied: ofRequests closes the request once answered, and its tensors' memory receives the next one.
+                request.tensors().forEach((name, t) -> cache.put(name, Tensor.copyOf(t.dtype(), t.data(), t.shape())));
                 return Message.builder(type).meta("stored_tensors", "" + cache.size())
                         .meta("layers", "" + cache.keySet().stream().map(n -> n.split("\\.")[0]).distinct().count())
                         .meta("bytes", "" + request.tensorBytes()).build();

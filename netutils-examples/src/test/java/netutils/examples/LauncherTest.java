@@ -2,6 +2,7 @@ package netutils.examples;
 
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.catchThrowable;
+import static org.junit.jupiter.api.Assumptions.assumeFalse;
 
 import java.io.BufferedReader;
 import java.io.IOException;
@@ -33,9 +34,24 @@ import org.junit.jupiter.params.provider.ValueSource;
 class LauncherTest {
     private static final Path BIN = Path.of("..", "bin").toAbsolutePath().normalize();
 
+    /** Whether this process ignores SIGINT (signal 2: bit 1 of the SigIgn mask in /proc/self/status). */
+    private static boolean ignoresSigint() throws IOException {
+        Path status = Path.of("/proc/self/status");
+        if (!Files.isReadable(status)) {
+            return false;
+        }
+        return Files.readAllLines(status).stream().filter(line -> line.startsWith("SigIgn:"))
+                .map(line -> Long.parseUnsignedLong(line.substring("SigIgn:".length()).trim(), 16))
+                .anyMatch(mask -> (mask & (1L << (2 - 1))) != 0);
+    }
+
     @ParameterizedTest
     @ValueSource(strings = {"TERM", "INT"})
     void theLaunchedServerIsTheProcessAndASignalClosesItAndFreesThePort(String signal) throws Exception {
+        // A background job of a shell without job control starts with SIGINT ignored, and so does everything it
+        // starts: no JVM launched from here could see the signal (found when the build ran as such a job).
+        assumeFalse(signal.equals("INT") && ignoresSigint(), "SIGINT is ignored in this environment (inherited by "
+                + "every process started from it), so the server cannot receive it; SIGTERM is tested");
         int port = freePort();
         Process server = launch("netutils-example-server", "--port", "" + port);
         List<String> output = new ArrayList<>();

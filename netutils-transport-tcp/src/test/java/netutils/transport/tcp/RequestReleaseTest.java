@@ -5,8 +5,14 @@ import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
+import java.util.LinkedHashMap;
 import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.CopyOnWriteArrayList;
+import java.util.concurrent.TimeUnit;
 import netutils.api.Connection;
 import netutils.api.ConnectionHandler;
 import netutils.api.DType;
@@ -42,39 +48,58 @@ class RequestReleaseTest {
         }
     }
 
-    /** An echo (the reply shares the request's memory) that also keeps each request and a copy of its tensor. */
-    private record Keeper(List<Message> kept, List<Tensor> copies) implements RequestHandler {
+    /**
+     * An echo (the reply shares the request's memory) that also keeps each request, a copy of its tensor and the
+     * address of the memory it arrived in, by the request's seed.
+     */
+    private record Keeper(Map<Integer, Message> kept, Map<Integer, Tensor> copies, Set<Long> addresses)
+            implements RequestHandler {
         Keeper() {
-            this(new CopyOnWriteArrayList<>(), new CopyOnWriteArrayList<>());
+            this(new ConcurrentHashMap<>(), new ConcurrentHashMap<>(), ConcurrentHashMap.newKeySet());
         }
 
         @Override
         public Message handle(Message request) {
             assertThat(request.isPooled()).as("a large request is received into pooled memory").isTrue();
-            kept.add(request);
+            int seed = Integer.parseInt(request.meta("seed").orElseThrow());
+            kept.put(seed, request);
             Tensor data = request.data();
-            copies.add(Tensor.copyOf(data.dtype(), data.data(), data.shape()));
+            copies.put(seed, Tensor.copyOf(data.dtype(), data.data(), data.shape()));
+            addresses.add(data.data().address());
             return Message.of(MessageType.HIDDEN_STATE, data);
         }
     }
 
-    private static void assertReleasedAfterAnswer(ConnectionHandler handler, Keeper keeper) throws Exception {
+    private static final int REQUESTS = 8;
+
+    /** Sends {@link #REQUESTS} requests, {@code inFlight} at a time, and checks what the handler kept. */
+    private static void assertReleasedAfterAnswer(ConnectionHandler handler, Keeper keeper, int inFlight)
+            throws Exception {
         try (TcpServer server = TcpServer.bind(0).serve(handler);
                 Connection client = TcpClient.connect("127.0.0.1", server.port())) {
-            for (int seed = 1; seed <= 4; seed++) {
-                try (Message reply = client.request(request(seed))) {
-                    assertHolds(reply.data(), seed); // sent from the request's memory before it was closed
+            for (int first = 1; first <= REQUESTS; first += inFlight) {
+                Map<Integer, CompletableFuture<Message>> replies = new LinkedHashMap<>();
+                for (int seed = first; seed < first + inFlight; seed++) {
+                    replies.put(seed, client.requestAsync(request(seed).toBuilder().meta("seed", "" + seed).build()));
+                }
+                for (var reply : replies.entrySet()) {
+                    try (Message answer = reply.getValue().get(30, TimeUnit.SECONDS)) {
+                        assertHolds(answer.data(), reply.getKey()); // sent from the request's memory before its close
+                    }
                 }
             }
         }
-        assertThat(keeper.kept()).hasSize(4);
-        for (int seed = 1; seed <= 4; seed++) {
-            Tensor kept = keeper.kept().get(seed - 1).data();
+        assertThat(keeper.kept()).hasSize(REQUESTS);
+        for (int seed = 1; seed <= REQUESTS; seed++) {
+            Tensor kept = keeper.kept().get(seed).data();
             awaitClosed(kept);
             assertThatThrownBy(kept::toByteArray).as("request %d, kept past its answer", seed)
                     .isInstanceOf(IllegalStateException.class).hasMessageContaining("message that was closed");
-            assertHolds(keeper.copies().get(seed - 1), seed);
+            assertHolds(keeper.copies().get(seed), seed);
         }
+        // The point of closing: later requests are received into the memory of earlier ones, not fresh memory.
+        assertThat(keeper.addresses()).as("distinct memory the %d requests arrived in", REQUESTS)
+                .hasSizeLessThanOrEqualTo(inFlight + 1);
     }
 
     /**
@@ -91,13 +116,13 @@ class RequestReleaseTest {
     @Test
     void ofRequestsClosesEachRequestOnceItsReplyIsSentAndCopiesStayValid() throws Exception {
         Keeper keeper = new Keeper();
-        assertReleasedAfterAnswer(ConnectionHandler.ofRequests(keeper), keeper);
+        assertReleasedAfterAnswer(ConnectionHandler.ofRequests(keeper), keeper, 1);
     }
 
     @Test
     void ofConcurrentRequestsClosesEachRequestOnceItsReplyIsSent() throws Exception {
         Keeper keeper = new Keeper();
-        assertReleasedAfterAnswer(ConnectionHandler.ofConcurrentRequests(keeper, 4), keeper);
+        assertReleasedAfterAnswer(ConnectionHandler.ofConcurrentRequests(keeper, 4), keeper, 4);
     }
 
     @Test
