@@ -297,19 +297,32 @@ public final class Benchmark {
                 + " the median of %d such JVMs per stack, their range in brackets%n", results.largeBaseline, childRepeats());
         List<String> ids = large.stream().map(stack -> stack.id).filter(id -> !id.startsWith("raw-")).toList();
         ChildRows rows = new ChildRows(results.largeBaseline);
+        if (runChildren(rows, List.of(javaLauncher(), "-Dbench.serverCpu=1", "-Dbench.clientCpu=0"), ids,
+                id -> List.of(LARGE_CHILD, id, results.largeBaseline, "--only", id))) {
+            addMedianRows(rows, "-own-jvm", ", own JVM, sender CPU 0, receiver CPU 1", true);
+        }
+    }
+
+    /**
+     * Runs {@link #childRepeats} child JVMs per stack id, in turn (all ids, then all again), each {@code launcher},
+     * then this JVM's options and class, then {@code arguments} of the id; their rows go to {@code rows}. False if a
+     * child failed (why is printed), and no more were started.
+     */
+    private boolean runChildren(ChildRows rows, List<String> launcher, List<String> ids,
+            java.util.function.Function<String, List<String>> arguments) throws Exception {
         for (int repeat = 0; repeat < childRepeats(); repeat++) {
             for (String id : ids) {
-                List<String> command = childJvm(List.of(javaLauncher(), "-Dbench.serverCpu=1", "-Dbench.clientCpu=0"));
-                command.addAll(List.of(LARGE_CHILD, id, results.largeBaseline, "--only", id));
+                List<String> command = childJvm(launcher);
+                command.addAll(arguments.apply(id));
                 if (quick) {
                     command.add("--quick");
                 }
                 if (!rows.add(runChild(command))) {
-                    return;
+                    return false;
                 }
             }
         }
-        addMedianRows(rows, "-own-jvm", ", own JVM, sender CPU 0, receiver CPU 1", true);
+        return true;
     }
 
     /**
@@ -522,25 +535,15 @@ public final class Benchmark {
     }
 
     /**
-     * Runs {@link #childRepeats} child JVMs per stack id, in turn (all ids, then all again), and adds the medians; the
-     * raw socket's row comes from the first stack's children.
+     * Runs the placed children of each stack id ({@link #runChildren}) and adds the medians; the raw socket's row
+     * comes from the first stack's children.
      */
     private void placedPass(List<String> launcher, List<String> ids, String idSuffix, String labelSuffix)
             throws Exception {
         ChildRows rows = new ChildRows("raw-echo");
-        for (int repeat = 0; repeat < childRepeats(); repeat++) {
-            for (String id : ids) {
-                List<String> command = childJvm(launcher);
-                command.addAll(List.of(PLACED_CHILD, id, "--only", id));
-                if (quick) {
-                    command.add("--quick");
-                }
-                if (!rows.add(runChild(command))) {
-                    return;
-                }
-            }
+        if (runChildren(rows, launcher, ids, id -> List.of(PLACED_CHILD, id, "--only", id))) {
+            addMedianRows(rows, idSuffix, labelSuffix, false);
         }
-        addMedianRows(rows, idSuffix, labelSuffix, false);
     }
 
     /** The child's ROW lines, or {@code null} (and why, printed) if it could not run or failed. */

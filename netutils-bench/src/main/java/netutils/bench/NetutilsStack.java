@@ -79,7 +79,7 @@ final class NetutilsStack extends Stack {
         } else if (receive == Receive.HANDLER) {
             handler = ConnectionHandler.ofRequests(request -> {
                 Placement.serverThread();
-                return Message.builder(MessageType.KV_INDEX).meta("bytes", Long.toString(request.tensorBytes())).build();
+                return received(request.tensorBytes());
             });
         } else {
             handler = connection -> sink(connection, receive, sinkMemory);
@@ -102,11 +102,16 @@ final class NetutilsStack extends Stack {
                 if (receive == Receive.DEFAULT) {
                     release(request);
                 }
-                connection.send(Message.builder(MessageType.KV_INDEX).meta("bytes", Long.toString(bytes)).build());
+                connection.send(received(bytes));
             }
         } catch (ConnectionClosedException done) {
             // the benchmark finished
         }
+    }
+
+    /** A sink's answer: how many tensor bytes the message it answers brought, which the client checks. */
+    private static Message received(long bytes) {
+        return Message.builder(MessageType.KV_INDEX).meta("bytes", Long.toString(bytes)).build();
     }
 
     @Override

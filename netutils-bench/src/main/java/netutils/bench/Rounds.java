@@ -31,11 +31,7 @@ final class Rounds {
      */
     static Map<Stack, Rounds> measure(List<Stack> stacks, int warmup, int rounds, int perRound, Operation operation)
             throws Exception {
-        for (Stack stack : stacks) {
-            for (int i = 0; i < warmup; i++) {
-                operation.run(stack);
-            }
-        }
+        runEach(stacks, warmup, operation);
         settle(stacks, Math.max(1, warmup / 4), operation);
         Map<Stack, long[][]> nanos = new LinkedHashMap<>();
         Map<Stack, long[]> cpu = new LinkedHashMap<>();
@@ -65,10 +61,10 @@ final class Rounds {
 
     /**
      * Goes on warming up, {@code chunk} operations on every stack at a time, until the JIT compilers are done: two
-     * chunks in a row during which they compiled for at most 2 ms (or 1% of the chunk's time), or 20 chunks. A fixed warm-up
-     * was not enough where the compiler shares one CPU with both ends: 20,000 round trips of the json stack left
-     * its decoding methods in profiled (C1) code for seconds of the measured rounds (p50 1.48 of raw against 1.26
-     * after 100,000). Prints how many more it took.
+     * chunks in a row during which they compiled for at most 2 ms (or 1% of the chunk's time), or 20 chunks. A
+     * fixed warm-up was not enough where the compiler shares one CPU with both ends: 20,000 round trips of the json
+     * stack left its decoding methods in profiled (C1) code for seconds of the measured rounds (p50 1.48 of raw
+     * against 1.26 after 100,000). Prints how many more it took.
      */
     private static void settle(List<Stack> stacks, int chunk, Operation operation) throws Exception {
         CompilationMXBean jit = ManagementFactory.getCompilationMXBean();
@@ -86,11 +82,7 @@ final class Rounds {
             // At least half a second per chunk: a compilation counts only once it is done, and one of C2 can take
             // longer than a short chunk.
             do {
-                for (Stack stack : stacks) {
-                    for (int i = 0; i < chunk; i++) {
-                        operation.run(stack);
-                    }
-                }
+                runEach(stacks, chunk, operation);
                 more += chunk;
             } while (System.nanoTime() - start < MIN_CHUNK_NANOS);
             chunkMillis = (System.nanoTime() - start) / 1_000_000;
@@ -103,6 +95,15 @@ final class Rounds {
     }
 
     private static final long MIN_CHUNK_NANOS = 500_000_000L;
+
+    /** Runs {@code count} operations on each stack, one stack after the other (warming up, not measured). */
+    private static void runEach(List<Stack> stacks, int count, Operation operation) throws Exception {
+        for (Stack stack : stacks) {
+            for (int i = 0; i < count; i++) {
+                operation.run(stack);
+            }
+        }
+    }
 
     private static final int MAX_SETTLE_CHUNKS = 20;
 
