@@ -200,3 +200,26 @@ def test_a_handler_failure_answers_the_request_and_the_connection_goes_on():
         with pytest.raises(RemoteError, match="negative position -3"):
             connection.request(Message(MessageType.KV_index, numpy.array(-3)), timeout=5)
         assert int(connection.request(Message(MessageType.KV_index, numpy.array(3)), timeout=5).data) == 3
+
+
+def test_close_waits_for_the_handlers_of_its_connections():
+    # A handler still running (inside torch, say) when the interpreter exits can abort the process, so close()
+    # returns only once the threads serving its connections have.
+    ended = threading.Event()
+
+    def handler(connection):
+        try:
+            while True:
+                connection.receive_data()
+        except ConnectionClosedError:
+            time.sleep(0.3)  # still busy a while after its connection closed
+            ended.set()
+
+    server = create_server("127.0.0.1", 0).serve(handler)
+    with NetworkConnection("127.0.0.1", server.port) as client:
+        client.send_data(Message(MessageType.KV_index, numpy.array(3)))
+        deadline = time.monotonic() + 10
+        while server.connection_count == 0 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        server.close()
+        assert ended.is_set(), "close() returned while a handler was still running"
