@@ -405,9 +405,15 @@ class NetworkConnection:
         """Closes after a failed read; a close from this side is reported as such, not as the OS error."""
         closed_here = self._closed
         self.close()
-        if closed_here:
-            raise ConnectionClosedError("connection to %s was closed while receiving" % self.peer) from error
-        raise error
+        try:
+            if closed_here:
+                raise ConnectionClosedError("connection to %s was closed while receiving" % self.peer) from error
+            raise error
+        finally:
+            # The raised error's traceback holds this frame: without this, the frame's reference to the error
+            # is a cycle that keeps every frame of the failed read alive, with the tensor it was filling
+            # (hundreds of MiB for a peer reset in mid-message), until the cycle collector happens to run.
+            error = None
 
     def _tell_peer(self, problem):
         """Best effort: the peer learns why it is being disconnected."""

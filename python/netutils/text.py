@@ -13,7 +13,7 @@ import json
 
 import numpy
 
-from . import dtypes
+from . import dtypes, envelope
 from .frames import _allocate, _message
 from .message import MessageType, check_name
 
@@ -54,23 +54,29 @@ def read(text, tensors="auto"):
     if isinstance(text, (bytes, bytearray)):
         text = text.decode("utf-8")
     try:
-        root = json.loads(text, parse_constant=_refuse_constant)
-    except ValueError as e:
+        root = json.loads(text, parse_constant=_refuse_constant, object_pairs_hook=envelope.unique_pairs)
+    except envelope._Invalid as e:
+        raise ValueError("message JSON: %s" % e) from None
+    except (ValueError, RecursionError) as e:
         raise ValueError("message JSON does not parse: %s" % e) from None
     if not isinstance(root, dict):
         raise ValueError("message JSON: message must be an object, got %s" % type(root).__name__)
     message_type = MessageType(_string(root, "type", ""))
     id = _string(root, "id", "", optional=True)
     reply_to = _string(root, "reply_to", "", optional=True)
-    meta = root.get("meta") or {}
-    if not isinstance(meta, dict):
+    meta = root.get("meta")
+    if meta is None:
+        meta = {}
+    elif not isinstance(meta, dict):
         raise ValueError("message JSON: meta must be an object, got %s" % type(meta).__name__)
     for key, value in meta.items():
         check_name("metadata key", key)
         if not isinstance(value, str):
             raise ValueError("message JSON: meta.%s must be a string, got %s" % (key, type(value).__name__))
-    entries = root.get("tensors") or []
-    if not isinstance(entries, list):
+    entries = root.get("tensors")
+    if entries is None:
+        entries = []
+    elif not isinstance(entries, list):
         raise ValueError("message JSON: tensors must be an array, got %s" % type(entries).__name__)
     received = {}
     for i, entry in enumerate(entries):

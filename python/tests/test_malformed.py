@@ -117,6 +117,42 @@ def test_envelope_errors_are_named():
     refused(bytes([0x4E, 0x55, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0]), Kind.MALFORMED_ENVELOPE, "frame body of 0 bytes")
 
 
+def test_a_key_that_appears_twice_is_refused_as_java_refuses_it():
+    # Keeping the last value would make {"type":"hidden_state","type":"error"} an error message here while Java
+    # refuses the frame: two readers must never see two different messages in one frame.
+    refused(frame('{"type":"hidden_state","type":"error","meta":{"code":"X"}}'), Kind.MALFORMED_ENVELOPE,
+            "json envelope: key 'type' appears twice")
+    refused(frame('{"type":"x","id":"a","id":"b"}'), Kind.MALFORMED_ENVELOPE, "key 'id' appears twice")
+    refused(frame('{"type":"x","meta":{"k":"1","k":"2"}}'), Kind.MALFORMED_ENVELOPE, "key 'k' appears twice")
+    refused(frame('{"type":"x","tensors":[],"tensors":[]}'), Kind.MALFORMED_ENVELOPE, "key 'tensors' appears twice")
+    refused(frame('{"type":"mask","tensors":[{"name":"m","name":"n","dtype":"U8","shape":[1],"offset":0,'
+                  '"nbytes":1}]}', bytes(1)), Kind.MALFORMED_ENVELOPE, "key 'name' appears twice")
+    twice = (b"\x83" + msgpack.packb("type") + msgpack.packb("hidden_state") + msgpack.packb("type")
+             + msgpack.packb("error") + msgpack.packb("tensors") + b"\x90")
+    refused(frame(twice, serializer_id=2), Kind.MALFORMED_ENVELOPE, "msgpack envelope: key 'type' appears twice")
+    meta_twice = (b"\x82" + msgpack.packb("type") + msgpack.packb("x") + msgpack.packb("meta") + b"\x82"
+                  + msgpack.packb("k") + msgpack.packb("1") + msgpack.packb("k") + msgpack.packb("2"))
+    refused(frame(meta_twice, serializer_id=2), Kind.MALFORMED_ENVELOPE, "key 'k' appears twice")
+
+
+def test_the_server_answers_a_key_that_appears_twice_with_an_error_frame():
+    with serving(ECHO) as server, socket.create_connection(("127.0.0.1", server.port)) as raw:
+        raw.sendall(frame('{"type":"hidden_state","type":"error","id":"a","meta":{"code":"X"}}'))
+        raw.settimeout(5)
+        with NetworkConnection("127.0.0.1", server.port) as healthy:
+            assert int(healthy.request(Message(MessageType.KV_index, 3)).data) == 3
+        answer = b""
+        while len(answer) < 12 or len(answer) < 12 + struct.unpack(">I", answer[8:12])[0]:
+            chunk = raw.recv(65536)
+            if not chunk:
+                break
+            answer += chunk
+        error = Message.from_raw_message(answer[:12 + struct.unpack(">I", answer[8:12])[0]])
+        assert error.type == MessageType.error
+        assert error.meta["code"] == "MALFORMED_ENVELOPE"
+        assert "key 'type' appears twice" in error.meta["detail"]
+
+
 def test_msgpack_envelope_errors_are_named():
     def mp(envelope, **kw):
         return frame(msgpack.packb(envelope, use_bin_type=True), serializer_id=2, **kw)
@@ -266,6 +302,35 @@ def test_peer_that_stalls_mid_frame_times_out_after_the_read_timeout():
         assert not client.is_open
     release.set()
     listener.close()
+
+
+def test_a_peer_reset_in_mid_tensor_frees_the_tensor_at_once():
+    # The reset's exception used to hold the frames of the failed read in a reference cycle, and with them the
+    # tensor being filled: a server kept hundreds of MiB per vanished peer until the cycle collector ran.
+    import gc
+    import tracemalloc
+    size = 32 << 20
+    raw_frame = frame('{"type":"KV_cache","tensors":[{"name":"data","dtype":"U8","shape":[%d],"offset":0,'
+                      '"nbytes":%d}]}' % (size, size), bytes(size))
+    with serving(ECHO) as server:
+        gc.disable()
+        tracemalloc.start()
+        try:
+            for _ in range(3):
+                peer = socket.create_connection(("127.0.0.1", server.port))
+                peer.sendall(raw_frame[:len(raw_frame) - size // 2])
+                time.sleep(0.3)
+                peer.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # RST, not FIN
+                peer.close()
+                deadline = time.monotonic() + 5
+                while server.connection_count and time.monotonic() < deadline:
+                    time.sleep(0.02)
+                assert server.connection_count == 0
+            held, _ = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+            gc.enable()
+        assert held < size // 4, "%d bytes still held after three peers reset in mid-tensor" % held
 
 
 def test_peer_that_stops_mid_frame_does_not_disturb_other_connections():

@@ -120,6 +120,14 @@ def test_bad_json_text_says_what_is_wrong():
         Message.from_json('{"type":"mask","tensors":[{"name":"m","dtype":"F32","shape":[2],"data":"AAAA"}]}')
     with pytest.raises(ValueError, match="does not parse"):
         Message.from_json("{not json")
+    with pytest.raises(ValueError, match="key 'type' appears twice"):
+        Message.from_json('{"type":"mask","type":"error"}')
+    with pytest.raises(ValueError, match="meta must be an object, got bool"):
+        Message.from_json('{"type":"mask","meta":false}')
+    with pytest.raises(ValueError, match="tensors must be an array, got int"):
+        Message.from_json('{"type":"mask","tensors":0}')
+    with pytest.raises(ValueError, match="does not parse"):
+        Message.from_json("[" * 100000 + "]" * 100000)
 
 
 def test_equality_is_bit_exact():
