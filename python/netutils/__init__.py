@@ -10,7 +10,7 @@
 from .connection import NetworkConnection, Server, accept_connection, create_server, of_requests
 from .dtypes import RawTensor
 from .errors import (ConnectionClosedError, FrameTooLargeError, Kind, NetutilsError, NetworkTimeout, ProtocolError,
-                     RemoteError)
+                     RemoteError, printable)
 from . import checksum
 from .checksum import ChecksumUnavailableError
 from .frames import MAX_BODY_LENGTH
@@ -22,5 +22,5 @@ __all__ = [
     "NetworkConnection", "Server", "create_server", "accept_connection", "of_requests",
     "Message", "MessageType", "RawTensor",
     "NetutilsError", "ProtocolError", "Kind", "RemoteError", "ConnectionClosedError", "FrameTooLargeError",
-    "NetworkTimeout", "ChecksumUnavailableError", "MAX_BODY_LENGTH",
+    "NetworkTimeout", "ChecksumUnavailableError", "MAX_BODY_LENGTH", "printable",
 ]

@@ -127,13 +127,24 @@ def _json_string(parent, field, path):
     value = parent.get(field, _MISSING)
     if not isinstance(value, str):
         raise _Invalid("%s%s must be a string, got %s" % (path, field, _got(value)))
-    return value
+    return _unicode(value, path + field)
 
 
 def _json_optional_string(parent, field, path):
     value = parent.get(field)
     if value is not None and not isinstance(value, str):
         raise _Invalid("%s%s must be a string or null, got %s" % (path, field, _kind(value)))
+    return value if value is None else _unicode(value, path + field)
+
+
+def _unicode(value, path):
+    """JSON's ``\\ud800`` escapes can spell a lone surrogate, which no UTF-8 text holds: refused here, rather
+    than accepted and then failing (or being garbled) when the string is written again in a reply."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as e:
+        raise _Invalid("%s is not valid Unicode: it holds a lone surrogate \\u%04X at character %d"
+                       % (path, ord(value[e.start]), e.start)) from None
     return value
 
 
@@ -183,6 +194,8 @@ def _read_json(data):
     for key, value in meta.items():
         if not isinstance(value, str):
             raise _Invalid("meta.%s must be a string, got %s" % (key, _kind(value)))
+        _unicode(key, "meta key")
+        _unicode(value, "meta.%s" % key)
     tensors = root.get("tensors")
     if tensors is None:
         tensors = []

@@ -1,6 +1,37 @@
 """The exceptions of netutils, matching the Java ones (ProtocolException.Kind, RemoteErrorException, ...)."""
 
 import enum
+import unicodedata
+
+#: How many characters of a peer's text :func:`printable` keeps (Java's ``PeerText.MAX_CHARS``).
+MAX_PEER_TEXT = 4096
+#: How many characters of a peer's error code RemoteError keeps (Java's ``RemoteErrorException.MAX_CODE_CHARS``).
+MAX_CODE_CHARS = 64
+# Control (C0, DEL, C1), format (bidirectional overrides, zero-width joiners), line and paragraph separators,
+# unpaired surrogates, private use and unassigned: Java's PeerText escapes the same categories.
+_UNSAFE = frozenset(("Cc", "Cf", "Zl", "Zp", "Cs", "Co", "Cn"))
+
+
+def printable(text, max_chars=MAX_PEER_TEXT):
+    """Text from a peer, made safe to put in an exception, a log line or a terminal, as Java's
+    ``PeerText.printable``: every control, format, separator, surrogate, private-use or unassigned character
+    becomes a visible ``\\uXXXX`` escape (so ANSI escape sequences, forged newlines and bidirectional overrides do
+    nothing), and the result keeps at most ``max_chars`` characters, then says how many were cut."""
+    if max_chars < 1:
+        raise ValueError("max_chars must be at least 1, got %d" % max_chars)
+    if text is None:
+        return "None"
+    text = str(text)
+    out = []
+    length = 0
+    for i, char in enumerate(text):
+        piece = "\\u%04X" % ord(char) if unicodedata.category(char) in _UNSAFE else char
+        if length + len(piece) > max_chars:
+            out.append(" [... {:,} more characters cut]".format(len(text) - i))
+            break
+        out.append(piece)
+        length += len(piece)
+    return "".join(out)
 
 
 class Kind(str, enum.Enum):
@@ -34,7 +65,8 @@ class ProtocolError(NetutilsError):
     """
 
     def __init__(self, kind, message):
-        super().__init__(message)
+        # The message may quote the peer (a type, a tensor name, a dtype): bounded and escaped, as in Java.
+        super().__init__(printable(message))
         self.kind = Kind(kind)
 
     def __str__(self):
@@ -45,9 +77,13 @@ class RemoteError(NetutilsError):
     """The peer sent an ``error`` message (it found our input bad, is busy, or its handler failed).
 
     ``code`` is the peer's reason (``BAD_MAGIC``, ..., ``SERVER_BUSY``, ``HANDLER_FAILED``), ``detail`` its text.
+    Both come from a peer that may be hostile, so both are :func:`printable` (the code at most 64 characters, the
+    detail 4,096), as Java's ``RemoteErrorException`` keeps them.
     """
 
     def __init__(self, code, detail):
+        code = printable(code, MAX_CODE_CHARS)
+        detail = printable(detail)
         super().__init__("peer reported %s: %s" % (code, detail))
         self.code = code
         self.detail = detail

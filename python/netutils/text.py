@@ -46,7 +46,14 @@ def _string(parent, field, path, optional=False):
         raise ValueError("message JSON: %s%s must be a string%s, got %s"
                          % (path, field, " or null" if optional else "",
                             "nothing (missing)" if field not in parent else type(value).__name__))
-    return value
+    return _unicode(value, path + field)
+
+
+def _unicode(value, path):
+    try:
+        return envelope._unicode(value, path)
+    except envelope._Invalid as e:
+        raise ValueError("message JSON: %s" % e) from None
 
 
 def read(text, tensors="auto"):
@@ -73,6 +80,8 @@ def read(text, tensors="auto"):
         check_name("metadata key", key)
         if not isinstance(value, str):
             raise ValueError("message JSON: meta.%s must be a string, got %s" % (key, type(value).__name__))
+        _unicode(key, "meta key")
+        _unicode(value, "meta.%s" % key)
     entries = root.get("tensors")
     if entries is None:
         entries = []

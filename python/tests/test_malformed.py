@@ -135,6 +135,28 @@ def test_a_key_that_appears_twice_is_refused_as_java_refuses_it():
     refused(frame(meta_twice, serializer_id=2), Kind.MALFORMED_ENVELOPE, "key 'k' appears twice")
 
 
+def test_a_lone_surrogate_is_refused_where_it_would_fail_a_reply():
+    # JSON escapes can spell half of a surrogate pair, which no UTF-8 text holds: accepted, it made the echo's
+    # reply fail with UnicodeEncodeError and the handler end without telling the peer.
+    refused(frame('{"type":"x","id":"a\\ud800"}'), Kind.MALFORMED_ENVELOPE,
+            "id is not valid Unicode: it holds a lone surrogate \\uD800 at character 1")
+    refused(frame('{"type":"x","meta":{"k":"\\udfff"}}'), Kind.MALFORMED_ENVELOPE, "meta.k is not valid Unicode")
+    assert Message.from_raw_message(frame('{"type":"x","id":"\\ud83d\\ude00"}')).id == "\U0001F600"  # a pair
+    with pytest.raises(ValueError, match="meta.k is not valid Unicode"):
+        Message.from_json('{"type":"x","meta":{"k":"\\ud800"}}')
+
+
+def test_peer_text_in_errors_is_bounded_and_escaped_as_in_java():
+    # A hostile peer's detail must not forge log lines, recolour a terminal or fill the log.
+    error = RemoteError("BAD\x1b[31m", "line\nINFO:netutils:forged \u202e" + "x" * 10000)
+    assert error.code == "BAD\\u001B[31m"
+    assert error.detail.startswith("line\\u000AINFO:netutils:forged \\u202E")
+    assert error.detail.endswith("more characters cut]") and len(error.detail) < 4200
+    assert "\n" not in str(error) and "\x1b" not in str(error)
+    problem = refused(frame('{"type":"x\\u001b[2J' + "y" * 300 + '"}'), Kind.MALFORMED_ENVELOPE, "message type")
+    assert "\x1b" not in str(problem)
+
+
 def test_the_server_answers_a_key_that_appears_twice_with_an_error_frame():
     with serving(ECHO) as server, socket.create_connection(("127.0.0.1", server.port)) as raw:
         raw.sendall(frame('{"type":"hidden_state","type":"error","id":"a","meta":{"code":"X"}}'))
