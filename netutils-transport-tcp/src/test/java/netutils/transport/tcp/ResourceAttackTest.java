@@ -141,6 +141,57 @@ class ResourceAttackTest {
     }
 
     @Test
+    void aHeaderTrickledByteByByteIsCutForBeingTooSlow() throws Exception {
+        TcpOptions strict = TcpOptions.builder().readTimeout(Duration.ofSeconds(1)).minTransferRate(64 * 1024).build();
+        try (TcpServer server = TcpServer.bind(loopback(), strict).serve(ECHO);
+                Socket attacker = new Socket(InetAddress.getLoopbackAddress(), server.port())) {
+            byte[] header = header(1 << 20);
+            long start = System.nanoTime();
+            // A byte every 600 ms: never a read timeout (1 s); the whole header would take 7 s. The minimum rate
+            // used to apply only once the header was complete, so such a peer held its connection for minutes
+            // with a 30 s read timeout.
+            Thread trickler = Thread.ofVirtual().start(() -> {
+                try {
+                    for (byte b : header) {
+                        attacker.getOutputStream().write(b);
+                        Thread.sleep(600);
+                    }
+                } catch (IOException | InterruptedException e) {
+                    // cut off by the server: expected
+                }
+            });
+            try {
+                attacker.setSoTimeout(10_000);
+                byte[] answer = attacker.getInputStream().readAllBytes(); // the server's error frame, then the end
+                assertThat(new String(answer, StandardCharsets.UTF_8)).contains("TIMEOUT").contains("too slowly");
+                assertThat(TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - start)).isLessThan(5_000);
+            } finally {
+                trickler.interrupt();
+            }
+        }
+    }
+
+    @Test
+    void aFullServerEvictsPeersThatSentPartOfAHeaderAndStopped() throws Exception {
+        TcpServerOptions twenty = TcpServerOptions.builder().maxConnections(20).build();
+        try (TcpServer server = TcpServer.bind(loopback(), twenty).serve(ECHO)) {
+            List<Socket> stuck = open(20, server.port());
+            try {
+                for (Socket socket : stuck) {
+                    socket.getOutputStream().write('N'); // a frame begun, never continued
+                }
+                Thread.sleep(1200); // evictable after a second without a frame
+                // Such connections counted as busy receiving, so none could be evicted and the newcomer was told
+                // SERVER_BUSY until each one's read timeout (30 s).
+                goodClientIsServed(server);
+                assertThat(server.connectionCount()).isLessThanOrEqualTo(20);
+            } finally {
+                closeAll(stuck);
+            }
+        }
+    }
+
+    @Test
     void aFullServerEvictsTheIdlestConnectionForANewOne() throws Exception {
         TcpServerOptions fifty = TcpServerOptions.builder().maxConnections(50).build();
         try (TcpServer server = TcpServer.bind(loopback(), fifty).serve(ECHO)) {

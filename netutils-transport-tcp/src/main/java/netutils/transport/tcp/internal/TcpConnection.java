@@ -42,6 +42,8 @@ public final class TcpConnection extends AbstractConnection {
     private volatile String stalled;
     private volatile long lastFrameNanos = System.nanoTime();
     private volatile boolean frameInProgress;
+    /** Whether the frame being read has its whole header (its body is being read); written by the reader. */
+    private volatile boolean headerArrived;
     /**
      * The reader's wait for a frame: a positive token (one per wait) while it waits, {@link #NOT_WAITING},
      * {@link #ENDING} while an ender looks whether anything arrived, {@link #ENDED} once it ended the wait.
@@ -123,13 +125,20 @@ public final class TcpConnection extends AbstractConnection {
                 }
             }
             frameInProgress = true;
+            // The frame begins at its first byte, not after its header: a peer trickling the 12 header bytes one
+            // at a time, each within the read timeout, held its connection (and a server's slot) for minutes
+            // before the minimum rate applied.
+            watchdog.frameStarted();
             try {
                 FrameHeader header = FrameDecoder.readHeader(source, limits);
                 if (header == null) {
                     throw new ConnectionClosedException("peer " + peer() + " closed the connection");
                 }
+                headerArrived = true;
                 return readBody(header, tensorMemory);
             } finally {
+                watchdog.frameEnded();
+                headerArrived = false;
                 frameInProgress = false;
                 lastFrameNanos = System.nanoTime();
             }
@@ -278,14 +287,12 @@ public final class TcpConnection extends AbstractConnection {
     private Message readBody(FrameHeader header, SegmentAllocator tensorMemory) throws IOException {
         BudgetedSource budgeted = budget != null && header.bodyLength() > ChannelSource.IO_CALL
                 ? new BudgetedSource(source, budget, header.bodyLength()) : null;
-        watchdog.frameStarted();
         try {
             FrameDecoder.Decoded decoded = FrameDecoder.readBody(budgeted != null ? budgeted : source, header, limits,
                     tensorMemory, peer());
             lastReceivedSerializer = decoded.serializer();
             return decoded.message();
         } finally {
-            watchdog.frameEnded();
             if (budgeted != null) {
                 budgeted.releaseAll();
             }
@@ -302,9 +309,13 @@ public final class TcpConnection extends AbstractConnection {
         return frameInProgress || sink.isWriting();
     }
 
-    /** How long since the last frame ended, or 0 while a frame is being read: what an evicting server asks. */
+    /**
+     * How long since the last frame ended, or 0 while a frame's body is being read: what an evicting server asks.
+     * A frame whose 12-byte header has not all arrived does not count as work in progress: a full server could
+     * otherwise be held by peers that each send a byte and stop, none of them evictable.
+     */
     public long idleNanos() {
-        return frameInProgress ? 0 : System.nanoTime() - lastFrameNanos;
+        return headerArrived ? 0 : System.nanoTime() - lastFrameNanos;
     }
 
     /** Best effort: the peer learns why it is being disconnected. */
