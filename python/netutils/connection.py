@@ -58,13 +58,20 @@ class _SocketSource:
     (SO_RCVTIMEO), which is the "no progress" timeout.
     """
 
-    def __init__(self, sock, read_timeout):
+    def __init__(self, sock, read_timeout, min_transfer_rate=0):
         self.sock = sock
         self.read_timeout = read_timeout
         self.buffer = bytearray(_RECV_BUFFER)
         self.view = memoryview(self.buffer)
         self.start = 0
         self.end = 0
+        # The minimum rate of a whole frame, from its first byte (as Java's watchdog): a peer trickling a byte now
+        # and then never trips the read timeout, but is cut once its frame is older than the grace period (the
+        # read timeout, or 10 s without one) and has arrived slower than this on average.
+        self.min_transfer_rate = min_transfer_rate
+        self.rate_grace = read_timeout if read_timeout is not None else 10.0
+        self.frame_started = None
+        self.frame_bytes = 0
 
     def _recv_into(self, view, flags=0):
         try:
@@ -96,6 +103,14 @@ class _SocketSource:
         self.start, self.end = 0, count
         return True
 
+    def begin_frame(self):
+        """The next frame's first byte is here: from now on its bytes count against the minimum rate."""
+        self.frame_started = time.monotonic()
+        self.frame_bytes = self.end - self.start
+
+    def end_frame(self):
+        self.frame_started = None
+
     def read_into(self, destination):
         wanted = len(destination)
         got = min(self.end - self.start, wanted)
@@ -122,9 +137,17 @@ class _SocketSource:
 
     def _recv(self, view, flags=0):
         try:
-            return self._recv_into(view, flags)
+            count = self._recv_into(view, flags)
         except _Stalled:
             raise NetworkTimeout("read timed out: no progress for %s s" % _seconds(self.read_timeout)) from None
+        if self.frame_started is not None and self.min_transfer_rate:
+            self.frame_bytes += count
+            age = time.monotonic() - self.frame_started
+            if age > self.rate_grace and self.frame_bytes < self.min_transfer_rate * age:
+                raise NetworkTimeout("frame arrived too slowly: {:,} bytes in {:.1f} s ({:,.0f} bytes/s), under the "
+                                     "minimum of {:,} bytes/s".format(self.frame_bytes, age, self.frame_bytes / age,
+                                                                     self.min_transfer_rate))
+        return count
 
     def start_frame(self, header):
         # wait() has put the first byte in the buffer
@@ -156,7 +179,9 @@ class NetworkConnection:
       checksum: append a CRC32C to every sent frame (received ones are always checked when flagged).
       connect_timeout (10 s), read_timeout (30 s: how long a frame that has begun may stall), write_timeout
         (30 s: how long a send may make no progress), idle_timeout (None: how long ``receive_data()`` waits
-        for a frame to begin before closing); seconds, or None for no limit.
+        for a frame to begin before closing; 5 min on a server's connections); seconds, or None for no limit.
+      min_transfer_rate (64 KiB/s): the slowest average, in bytes per second, a frame may arrive at once it is
+        older than the read timeout (a peer trickling a byte now and then cannot hold the connection); 0: none.
       max_frame_bytes (1 GiB, at most 4,294,967,295), max_envelope_bytes (16 MiB): larger frames are refused
         from their header.
       tensors: what received tensors are. ``"torch"``: torch tensors (sharing the received memory; F8 as
@@ -167,8 +192,9 @@ class NetworkConnection:
     """
 
     def __init__(self, host="127.0.0.1", port=5000, *, serializer="json", checksum=False, connect_timeout=10.0,
-                 read_timeout=30.0, write_timeout=30.0, idle_timeout=None, max_frame_bytes=frames.DEFAULT_MAX_FRAME_BYTES,
-                 max_envelope_bytes=frames.DEFAULT_MAX_ENVELOPE_BYTES, tensors="auto"):
+                 read_timeout=30.0, write_timeout=30.0, idle_timeout=None, min_transfer_rate=64 * 1024,
+                 max_frame_bytes=frames.DEFAULT_MAX_FRAME_BYTES, max_envelope_bytes=frames.DEFAULT_MAX_ENVELOPE_BYTES,
+                 tensors="auto"):
         self.host = host
         self.port = port
         if serializer is not None:
@@ -179,6 +205,10 @@ class NetworkConnection:
         self.read_timeout = _check_timeout("read_timeout", read_timeout)
         self.write_timeout = _check_timeout("write_timeout", write_timeout)
         self.idle_timeout = _check_timeout("idle_timeout", idle_timeout)
+        if not isinstance(min_transfer_rate, int) or isinstance(min_transfer_rate, bool) or min_transfer_rate < 0:
+            raise ValueError("min_transfer_rate must be a non-negative number of bytes per second (0: no minimum), "
+                             "got %r" % (min_transfer_rate,))
+        self.min_transfer_rate = min_transfer_rate
         if not 0 <= max_frame_bytes <= frames.MAX_BODY_LENGTH:
             raise ValueError("max_frame_bytes must be 0..%d, got %d" % (frames.MAX_BODY_LENGTH, max_frame_bytes))
         if max_envelope_bytes < 0:
@@ -198,6 +228,10 @@ class NetworkConnection:
         self._peer_correlates = False
         self._closed = False
         self._last_serializer = None
+        # For a full server choosing whom to evict: when the last frame ended, and whether a frame's body is being
+        # read (a frame whose header has not all arrived is not work in progress).
+        self._last_frame_end = time.monotonic()
+        self._reading_body = False
 
     # ------------------------------------------------------------ life cycle
 
@@ -226,9 +260,12 @@ class NetworkConnection:
         try:
             address = sock.getpeername()
             self.peer = "%s:%s" % (address[0], address[1])
+            self._peer_host = address[0]
         except OSError:
             self.peer = "%s:%s" % (self.host, self.port)
-        self._source = _SocketSource(sock, self.read_timeout)
+            self._peer_host = self.host
+        self._source = _SocketSource(sock, self.read_timeout, self.min_transfer_rate)
+        self._last_frame_end = time.monotonic()
 
     def close(self):
         """Closes the connection; idempotent."""
@@ -378,9 +415,10 @@ class NetworkConnection:
             if state is None:
                 self.close()
                 raise ConnectionClosedError("peer %s closed the connection" % self.peer)
+            self._source.begin_frame()
             try:
                 decoded = frames.read_frame(self._source, self.max_frame_bytes, self.max_envelope_bytes,
-                                            self._tensors, buffer)
+                                            self._tensors, buffer, self._header_read)
             except ProtocolError as e:
                 if e.kind != Kind.TRUNCATED:
                     self._tell_peer(e)
@@ -391,8 +429,20 @@ class NetworkConnection:
             except BaseException:
                 self.close()
                 raise
+            finally:
+                self._source.end_frame()
+                self._reading_body = False
+                self._last_frame_end = time.monotonic()
             self._last_serializer = decoded.serializer_id
             return decoded.message
+
+    def _header_read(self):
+        self._reading_body = True
+
+    def _idle_seconds(self):
+        """How long since the last frame ended, or 0 while a frame's body is being read (what an evicting server
+        asks, as Java's TcpConnection.idleNanos)."""
+        return 0.0 if self._reading_body else time.monotonic() - self._last_frame_end
 
     receive = receive_data
 
@@ -491,22 +541,35 @@ def of_requests(handler):
 CLOSE_GRACE = 5.0
 
 
+#: A full server evicts a connection only if it has been idle at least this long (Java's TcpServer: 1 s).
+EVICTABLE_IDLE = 1.0
+
+
 class Server:
     """A listening socket: the original ``create_server`` result. ``accept_connection()`` takes one client;
     ``serve(handler)`` serves every client on its own thread (``handler(connection)``, connection closed when
-    it returns), ``max_connections`` at once, more are told ``SERVER_BUSY``.
+    it returns), ``max_connections`` at once (1024), at most ``max_connections_per_address`` (256) from one
+    address. When full, the connection idle the longest, at least a second, makes room for a newcomer (it is
+    told ``SERVER_BUSY`` and closed); without one, and beyond the per-address limit, the newcomer is told
+    ``SERVER_BUSY``. As Java's TcpServer.
 
-    Accepted connections answer in the serializer of the request (``serializer=None``) unless given one; the
-    other keyword options are those of NetworkConnection.
+    Accepted connections answer in the serializer of the request (``serializer=None``) unless given one, and are
+    closed after 5 minutes without a message (``idle_timeout=300``); the other keyword options are those of
+    NetworkConnection.
     """
 
-    def __init__(self, host="127.0.0.1", port=0, *, backlog=128, max_connections=1024, **options):
+    def __init__(self, host="127.0.0.1", port=0, *, backlog=128, max_connections=1024, max_connections_per_address=256,
+                 **options):
         options.setdefault("serializer", None)
+        options.setdefault("idle_timeout", 300.0)
         NetworkConnection(host, port, **options)  # checks the options now, not at the first client
         self._options = options
         if max_connections < 1:
             raise ValueError("max_connections must be at least 1")
+        if max_connections_per_address < 1:
+            raise ValueError("max_connections_per_address must be at least 1")
         self.max_connections = max_connections
+        self.max_connections_per_address = max_connections_per_address
         self._sock = socket.create_server((host, port), backlog=backlog, reuse_port=False)
         self.host, self.port = self._sock.getsockname()[:2]
         self._lock = threading.Lock()
@@ -567,14 +630,39 @@ class Server:
                 _log.warning("accept on %s:%d failed: %s", self.host, self.port, e)
                 time.sleep(0.1)
                 continue
+            refusal, evicted = None, None
             with self._lock:
-                busy = len(self._connections) >= self.max_connections
-                if not busy:
+                host = connection._peer_host
+                if sum(1 for c in self._connections if c._peer_host == host) >= self.max_connections_per_address:
+                    refusal = "server on %s:%d already serves %d connections from %s; try again later" % (
+                        self.host, self.port, self.max_connections_per_address, host)
+                elif len(self._connections) >= self.max_connections:
+                    evicted = self._idlest()
+                    if evicted is None:
+                        refusal = "server on %s:%d already serves %d connections; try again later" % (
+                            self.host, self.port, self.max_connections)
+                    else:
+                        self._connections.discard(evicted)  # its slot goes to the newcomer
+                if refusal is None:
                     self._connections.add(connection)
-            if busy:
-                self._start(self._refuse, (connection,), "netutils-refuse-%s" % connection.peer)
+            if evicted is not None:
+                why = "evicted: idle for %.1f s while the server on %s:%d is full" % (
+                    evicted._idle_seconds(), self.host, self.port)
+                _log.debug("closing %s: %s", evicted.peer, why)
+                self._start(self._refuse, (evicted, why), "netutils-evict-%s" % evicted.peer)
+            if refusal is not None:
+                self._start(self._refuse, (connection, refusal), "netutils-refuse-%s" % connection.peer)
                 continue
             self._start(self._run, (handler, connection), "netutils-%s" % connection.peer)
+
+    def _idlest(self):
+        """The connection idle the longest, if one has been idle at least EVICTABLE_IDLE; under _lock."""
+        idlest, longest = None, EVICTABLE_IDLE
+        for candidate in self._connections:
+            idle = candidate._idle_seconds()
+            if idle >= longest and candidate.is_open:
+                idlest, longest = candidate, idle
+        return idlest
 
     def _start(self, target, args, name):
         thread = threading.Thread(target=target, args=args, daemon=True, name=name)
@@ -582,13 +670,11 @@ class Server:
             self._threads.add(thread)
         thread.start()
 
-    def _refuse(self, connection):
+    def _refuse(self, connection, why):
         try:
-            connection.send_data(Message(MessageType.error, meta={
-                "code": "SERVER_BUSY", "detail": "server on %s:%d already serves %d connections"
-                % (self.host, self.port, self.max_connections)}))
-        except OSError:
-            pass
+            connection.send_data(Message(MessageType.error, meta={"code": "SERVER_BUSY", "detail": why}))
+        except (OSError, ValueError, RuntimeError, NetworkTimeout):
+            pass  # turned away either way
         finally:
             connection.close()
             with self._lock:

@@ -171,19 +171,21 @@ class Decoded:
 
 
 def read_frame(source, max_body_length=MAX_BODY_LENGTH, max_envelope_length=DEFAULT_MAX_ENVELOPE_BYTES,
-               tensors="auto", buffer=None):
+               tensors="auto", buffer=None, on_header=None):
     """Reads the next frame from ``source``; None if the source ended cleanly before the frame began.
 
     ``source`` has ``read_into(memoryview) -> int`` (fewer bytes only at the end of input) and
     ``start_frame(memoryview) -> bool`` (False at a clean end before any byte). ``buffer``: a writable
     bytes-like object to place the tensors in, one after the other at 64-byte boundaries, instead of fresh
-    arrays (see NetworkConnection.receive_data).
+    arrays (see NetworkConnection.receive_data). ``on_header``: called once the header has arrived and passed.
     """
     header = bytearray(HEADER_LENGTH)
     view = memoryview(header)
     if not source.start_frame(view):
         return None
     serializer_id, flags, body_length = parse_header(header, max_body_length)
+    if on_header is not None:
+        on_header()
     reader = _BodyReader(source, body_length, flags & FLAG_CHECKSUM, _Slicer(buffer) if buffer is not None else None)
     message = reader.read(serializer_id, max_envelope_length, tensors)
     frame_length = HEADER_LENGTH + body_length + (CHECKSUM_LENGTH if flags & FLAG_CHECKSUM else 0)

@@ -380,6 +380,102 @@ def test_connections_over_the_limit_are_told_the_server_is_busy():
         assert first.request(Message(MessageType.mask)).type == MessageType.mask
 
 
+def _error_frame(sock, within=10):
+    """The error message a server sent on a raw socket before closing it, or None if it only closed."""
+    sock.settimeout(within)
+    data = b""
+    while True:
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        data += chunk
+    return Message.from_raw_message(data[:12 + struct.unpack(">I", data[8:12])[0]]) if len(data) >= 12 else None
+
+
+def test_a_header_trickled_byte_by_byte_is_cut_for_being_too_slow():
+    # A byte every 0.3 s never trips a 0.5 s read timeout; without a minimum rate such a peer held its slot for
+    # as long as it liked (the whole header would take 3.6 s; at one byte per 29 s, six minutes).
+    header = frame('{"type":"mask"}')[:12]
+    with serving(ECHO, read_timeout=0.5) as server, socket.create_connection(("127.0.0.1", server.port)) as peer:
+        start = time.monotonic()
+
+        def trickle():
+            try:
+                for byte in header:
+                    peer.sendall(bytes([byte]))
+                    time.sleep(0.3)
+            except OSError:
+                pass  # cut off: expected
+        threading.Thread(target=trickle, daemon=True).start()
+        peer.settimeout(10)
+        while peer.recv(65536):
+            pass
+        assert time.monotonic() - start < 2.5
+        with NetworkConnection("127.0.0.1", server.port) as healthy:
+            assert int(healthy.request(Message(MessageType.KV_index, 7)).data) == 7
+
+
+def test_a_body_trickled_under_the_minimum_rate_is_cut():
+    raw_frame = Message(MessageType.hidden_state, numpy.zeros((1, 4096), dtype=numpy.float32)).to_raw_message()
+    with serving(ECHO, read_timeout=0.5, min_transfer_rate=1000) as server, \
+            socket.create_connection(("127.0.0.1", server.port)) as peer:
+        peer.sendall(raw_frame[:200])
+        start = time.monotonic()
+        try:
+            for i in range(200, 260):  # 100 bytes/s, under the 1,000 bytes/s asked for
+                peer.sendall(raw_frame[i:i + 1])
+                time.sleep(0.01 if i < 201 else 0.1)
+                if time.monotonic() - start > 5:
+                    break
+        except OSError:
+            pass
+        peer.settimeout(5)
+        try:
+            while peer.recv(65536):
+                pass
+        except ConnectionResetError:
+            pass
+        assert time.monotonic() - start < 3
+
+
+def test_a_full_server_evicts_the_idlest_connection_even_one_stuck_in_a_header():
+    with serving(ECHO, max_connections=3) as server:
+        stuck = [socket.create_connection(("127.0.0.1", server.port)) for _ in range(3)]
+        try:
+            for sock in stuck:
+                sock.sendall(b"N")  # a frame begun and never continued
+            time.sleep(1.3)  # idle for more than a second: evictable
+            with NetworkConnection("127.0.0.1", server.port) as newcomer:
+                assert int(newcomer.request(Message(MessageType.KV_index, 5), timeout=10).data) == 5
+            errors = []
+            for sock in stuck:
+                sock.settimeout(0.5)
+                try:
+                    errors.append(_error_frame(sock, within=0.5))
+                except socket.timeout:
+                    pass  # still served
+            evicted = [e for e in errors if e is not None]
+            assert len(evicted) == 1
+            assert evicted[0].meta["code"] == "SERVER_BUSY"
+            assert "evicted: idle for" in evicted[0].meta["detail"]
+        finally:
+            for sock in stuck:
+                sock.close()
+
+
+def test_one_address_cannot_take_every_connection():
+    with serving(ECHO, max_connections_per_address=2) as server:
+        held = [socket.create_connection(("127.0.0.1", server.port)) for _ in range(2)]
+        try:
+            with socket.create_connection(("127.0.0.1", server.port)) as third:
+                error = _error_frame(third)
+            assert error.meta["code"] == "SERVER_BUSY"
+            assert "already serves 2 connections from 127.0.0.1" in error.meta["detail"]
+        finally:
+            for sock in held:
+                sock.close()
+
+
 def test_slow_reader_makes_the_sender_time_out():
     listener = socket.create_server(("127.0.0.1", 0))
     release = threading.Event()
