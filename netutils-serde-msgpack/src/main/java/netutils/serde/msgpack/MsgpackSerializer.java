@@ -144,7 +144,9 @@ public final class MsgpackSerializer implements Serializer {
         } catch (ProtocolException e) {
             throw e;
         } catch (MessagePackException | IOException e) {
-            throw EnvelopeSchema.invalid("msgpack envelope does not parse: " + e.getMessage());
+            // Some of msgpack-core's exceptions carry no message (an EOF inside a value): name the exception then.
+            String detail = e.getMessage() == null ? e.getClass().getSimpleName() : e.getMessage();
+            throw EnvelopeSchema.invalid("msgpack envelope does not parse: " + detail);
         }
     }
 

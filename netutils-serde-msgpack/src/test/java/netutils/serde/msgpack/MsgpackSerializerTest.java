@@ -83,4 +83,13 @@ class MsgpackSerializerTest {
         assertThatThrownBy(() -> serializer.readEnvelope(packer.toByteArray())).isInstanceOf(ProtocolException.class)
                 .hasMessageContaining("key 'tensors' appears twice");
     }
+
+    @Test
+    void anEnvelopeCutInsideAValueSaysWhatWasWrong() {
+        // a map of one entry whose value never comes: msgpack-core's exception has no message of its own
+        byte[] cut = {(byte) 0x81, (byte) 0xA4, 't', 'y', 'p', 'e'};
+        assertThatThrownBy(() -> serializer.readEnvelope(cut)).isInstanceOf(ProtocolException.class)
+                .hasMessageContaining("msgpack envelope does not parse: ")
+                .hasMessageNotContaining("parse: null");
+    }
 }
