@@ -248,7 +248,9 @@ def _read_msgpack(data):
     except msgpack.ExtraData as e:
         raise _Invalid("envelope has %d bytes after its map" % len(e.extra)) from None
     except (ValueError, TypeError, msgpack.UnpackException, RecursionError) as e:
-        raise ProtocolError(Kind.MALFORMED_ENVELOPE, "msgpack envelope does not parse: %s" % e) from None
+        # some of msgpack's exceptions have no text (a value cut short): name the exception then
+        raise ProtocolError(Kind.MALFORMED_ENVELOPE, "msgpack envelope does not parse: %s"
+                            % (str(e) or type(e).__name__)) from None
     if not isinstance(root, dict):
         raise _Invalid("envelope must be a map, got %s" % _mp_kind(root))
     type_name = id = reply_to = None
