@@ -177,9 +177,11 @@ public final class Frames {
      * @param json text written by {@link #toJson}
      * @return the message, its tensors on fresh memory
      * @throws ProtocolException naming what is wrong with the text
+     * @throws NullPointerException if {@code json} is null
      * @throws IllegalStateException if no JSON text format is installed (add {@code netutils-serde-json})
      */
     public static Message fromJson(String json) throws ProtocolException {
+        java.util.Objects.requireNonNull(json, "json text to read a message from is null");
         return Serializers.textFormat("json").read(json);
     }
 

@@ -55,6 +55,8 @@ class JsonTextTest {
                 .hasMessageContaining("needs 8 bytes, data has 3");
         assertThatThrownBy(() -> Frames.fromJson("{not json"))
                 .hasMessageContaining("does not parse");
+        assertThatThrownBy(() -> Frames.fromJson(null))
+                .isInstanceOf(NullPointerException.class).hasMessage("json text to read a message from is null");
     }
 
     @Test
