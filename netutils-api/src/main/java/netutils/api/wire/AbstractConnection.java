@@ -454,10 +454,18 @@ public abstract class AbstractConnection implements Connection {
         String replyTo = message.replyTo().orElse(null);
         boolean isError = message.type().equals(MessageType.ERROR);
         if (replyTo == null && !isError && !peerCorrelates) {
-            Call oldest = oldestOutstanding();
-            if (oldest != null && calls.remove(oldest.id, oldest)) {
-                oldest.future.complete(forCall(message, tensorMemory));
-                signal();
+            Call oldest = oldestSent();
+            if (oldest != null) {
+                if (calls.remove(oldest.id, oldest)) {
+                    oldest.future.complete(forCall(message, tensorMemory));
+                    signal();
+                } else {
+                    // The oldest call ended without its answer (deadline, interrupt, cancel), and an in-order
+                    // peer still owes it: this is that late answer, not the next call's.
+                    expired.remove(oldest.id);
+                    lateReplies.incrementAndGet();
+                    message.close();
+                }
                 return null;
             }
         }
@@ -492,20 +500,14 @@ public abstract class AbstractConnection implements Connection {
     }
 
     /**
-     * The oldest call still outstanding, for a peer that never sets {@code reply_to} (the original module, or
-     * an older netutils): such a peer answers in order, so its next message answers the oldest call.
+     * The oldest call sent and not yet answered, whether or not it is still waiting, for a peer that never sets
+     * {@code reply_to} (the original module, or an older netutils): such a peer answers in order, so its next
+     * message answers the oldest call sent, even one whose caller stopped waiting. (Skipping such calls gave the
+     * late answer to the next call: a silently wrong reply.)
      */
-    private Call oldestOutstanding() {
+    private Call oldestSent() {
         synchronized (sendOrder) {
-            Call call;
-            while ((call = sendOrder.peekFirst()) != null) {
-                if (!call.future.isDone()) {
-                    sendOrder.pollFirst();
-                    return call;
-                }
-                sendOrder.pollFirst();
-            }
-            return null;
+            return sendOrder.pollFirst();
         }
     }
 

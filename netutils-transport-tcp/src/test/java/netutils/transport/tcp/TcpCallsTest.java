@@ -117,6 +117,37 @@ class TcpCallsTest {
     }
 
     @Test
+    void aLateReplyFromAPeerThatAnswersInOrderWithoutReplyToIsNotGivenToTheNextCall() throws Exception {
+        // The original Python module answers in order and never sets reply_to. After a call gave up waiting, such
+        // a peer still owes it an answer: that answer used to complete the next call (a silently wrong reply).
+        ConnectionHandler inOrderWithoutReplyTo = connection -> {
+            while (true) {
+                try (Message request = connection.receive()) {
+                    if (request.type().equals(SLOW)) {
+                        Thread.sleep(600);
+                    }
+                    connection.send(Message.of(MessageType.KV_INDEX, Tensor.scalar(request.data().longValue() + 1)));
+                } catch (ConnectionClosedException done) {
+                    return;
+                } catch (InterruptedException e) {
+                    return;
+                }
+            }
+        };
+        try (TcpServer server = TcpServer.bind(0).serve(inOrderWithoutReplyTo);
+                Connection client = TcpClient.connect("127.0.0.1", server.port())) {
+            assertThatThrownBy(() -> client.request(Message.of(SLOW, Tensor.scalar(100)), Duration.ofMillis(100)))
+                    .isInstanceOf(DeadlineExceededException.class);
+            for (int i = 0; i < 5; i++) {
+                assertThat(client.request(Message.of(MessageType.KV_INDEX, Tensor.scalar(i))).data().longValue())
+                        .isEqualTo(i + 1);
+            }
+            assertThat(client.lateReplies()).isEqualTo(1);
+            assertThat(client.receive(Duration.ofMillis(50))).as("the late reply is not delivered").isEmpty();
+        }
+    }
+
+    @Test
     void asyncCallsCompleteFailAtTheirDeadlineAndCanBeCancelled() throws Exception {
         try (TcpServer server = TcpServer.bind(0).serve(OUT_OF_ORDER);
                 Connection client = TcpClient.connect("127.0.0.1", server.port())) {
