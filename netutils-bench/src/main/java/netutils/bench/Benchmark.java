@@ -154,6 +154,10 @@ public final class Benchmark {
         }
         stacks.add(RawSocket.sink("raw-one-call", "raw socket, one call for the whole payload", RawSocket.ONE_CALL, payload,
                 sinkMemory));
+        for (int kib : new int[] {1024, 4096}) {
+            stacks.add(RawSocket.sink("raw-" + kib / 1024 + "m-h64", "raw socket, " + kib / 1024
+                    + " MiB I/O calls, 64-byte header", kib << 10, RawSocket.ALIGNED_HEADER, payload, sinkMemory));
+        }
         add(stacks, "netty", () -> new NettyStack("netty", "Netty 4.2 " + (NettyStack.EPOLL ? "epoll" : "NIO")
                 + ", composite cumulator", payload, SMALL));
         add(stacks, "grpc", () -> new GrpcStack("grpc", "gRPC-java 1.85 unary, byte[] marshaller", payload, SMALL));
