@@ -17,7 +17,7 @@ import threading
 import time
 
 from . import dtypes, envelope, frames
-from .errors import ConnectionClosedError, Kind, NetworkTimeout, ProtocolError, RemoteError
+from .errors import ConnectionClosedError, Kind, NetutilsError, NetworkTimeout, ProtocolError, RemoteError
 from .message import Message, MessageType
 
 # Keepalive control messages (docs/PROTOCOL.md): a _ping is answered with a _pong by the transport itself.
@@ -33,6 +33,50 @@ _IOV_MAX = 1024
 _JOIN_LIMIT = 64 * 1024
 #: the receive buffer: a small frame arrives with one recv; larger tensors are read straight into their arrays
 _RECV_BUFFER = 256 * 1024
+
+
+#: how many ids of calls that stopped waiting are remembered, so that their late answers are dropped
+_MAX_EXPIRED = 4096
+
+
+class _Call:
+    """One request waiting for its answer; written under the connection's _state."""
+
+    __slots__ = ("id", "done", "reply", "error")
+
+    def __init__(self, call_id):
+        self.id = call_id
+        self.done = False
+        self.reply = None
+        self.error = None
+
+    def answer(self, message):
+        self.reply, self.done = message, True
+
+    def fail(self, error):
+        self.error, self.done = error, True
+
+    def result(self):
+        if self.error is not None:
+            raise self.error
+        return self.reply
+
+
+def _remote_error(message):
+    return RemoteError(message.meta.get("code", "UNKNOWN"), message.meta.get("detail", "(no detail)"))
+
+
+def _copied(message):
+    """A message whose tensors no longer live in a receive_data caller's buffer (a call must not get memory that
+    the caller will reuse)."""
+    def copy(value):
+        if hasattr(value, "clone"):  # torch
+            return value.clone()
+        if isinstance(value, dtypes.RawTensor):
+            return dtypes.RawTensor(value.dtype, value.bits.copy())
+        return value.copy()  # numpy
+    tensors = {name: copy(value) for name, value in message.tensors.items()}
+    return Message(message.type, tensors, meta=dict(message.meta), id=message.id, reply_to=message.reply_to)
 
 
 class _Stalled(Exception):
@@ -180,6 +224,8 @@ class NetworkConnection:
       connect_timeout (10 s), read_timeout (30 s: how long a frame that has begun may stall), write_timeout
         (30 s: how long a send may make no progress), idle_timeout (None: how long ``receive_data()`` waits
         for a frame to begin before closing; 5 min on a server's connections); seconds, or None for no limit.
+      request_timeout (2 min): how long ``request()`` waits for its answer when not given a timeout; None waits
+        forever.
       min_transfer_rate (64 KiB/s): the slowest average, in bytes per second, a frame may arrive at once it is
         older than the read timeout (a peer trickling a byte now and then cannot hold the connection); 0: none.
       max_frame_bytes (1 GiB, at most 4,294,967,295), max_envelope_bytes (16 MiB): larger frames are refused
@@ -192,7 +238,8 @@ class NetworkConnection:
     """
 
     def __init__(self, host="127.0.0.1", port=5000, *, serializer="json", checksum=False, connect_timeout=10.0,
-                 read_timeout=30.0, write_timeout=30.0, idle_timeout=None, min_transfer_rate=64 * 1024,
+                 read_timeout=30.0, write_timeout=30.0, idle_timeout=None, request_timeout=120.0,
+                 min_transfer_rate=64 * 1024,
                  max_frame_bytes=frames.DEFAULT_MAX_FRAME_BYTES, max_envelope_bytes=frames.DEFAULT_MAX_ENVELOPE_BYTES,
                  tensors="auto"):
         self.host = host
@@ -205,6 +252,7 @@ class NetworkConnection:
         self.read_timeout = _check_timeout("read_timeout", read_timeout)
         self.write_timeout = _check_timeout("write_timeout", write_timeout)
         self.idle_timeout = _check_timeout("idle_timeout", idle_timeout)
+        self.request_timeout = _check_timeout("request_timeout", request_timeout)
         if not isinstance(min_transfer_rate, int) or isinstance(min_transfer_rate, bool) or min_transfer_rate < 0:
             raise ValueError("min_transfer_rate must be a non-negative number of bytes per second (0: no minimum), "
                              "got %r" % (min_transfer_rate,))
@@ -222,7 +270,17 @@ class NetworkConnection:
         self._source = None
         self._send_lock = threading.Lock()
         self._receive_lock = threading.Lock()
-        self._inbox = collections.deque()  # messages read by request() that answer no call, for receive_data
+        # Calls and whoever reads. One thread at a time reads (the reader); it hands each message to the call it
+        # answers, or to receive_data through the inbox, and wakes the others; guarded by _state.
+        self._state = threading.Condition()
+        self._reader_busy = False
+        self._calls = {}  # id -> _Call still waiting
+        self._send_order = collections.deque()  # calls in the order sent, while the peer answers in order
+        self._expired = collections.OrderedDict()  # ids of calls that stopped waiting: their answers are dropped
+        self._late_replies = 0
+        self._fatal = None  # the error that ended the connection, for every waiter
+        self._order_lock = threading.Lock()  # sending and recording the order are one step for in-order peers
+        self._inbox = collections.deque()  # messages that answer no call, for receive_data
         self._next_call = itertools.count(1)
         # Until the peer sets reply_to once, it is taken to answer in order (the original module never sets it).
         self._peer_correlates = False
@@ -376,27 +434,114 @@ class NetworkConnection:
         closes), NetworkTimeout when a frame stalls for ``read_timeout``. Keepalive pings (``_ping``) are
         answered here and never returned.
         """
-        if self._inbox:
-            return self._raise_if_error(self._inbox.popleft())
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
+            with self._state:
+                while True:
+                    if self._inbox:
+                        return self._raise_if_error(self._inbox.popleft())
+                    if self._fatal is not None:
+                        raise self._fatal
+                    if not self._reader_busy:
+                        self._reader_busy = True
+                        break
+                    remaining = None if deadline is None else deadline - time.monotonic()
+                    if remaining is not None and remaining <= 0:
+                        return None
+                    self._state.wait(remaining)
             remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
-            message = self._read_one(remaining, buffer)
-            if message is None:
+            if self._read_and_route(remaining, buffer) is None and deadline is not None \
+                    and time.monotonic() >= deadline:
+                with self._state:
+                    if self._inbox:
+                        return self._raise_if_error(self._inbox.popleft())
                 return None
-            if message.type == _PING:
-                self.send_data(Message(_PONG, reply_to=message.id))
-                continue
-            if message.type == _PONG:
-                continue
-            return self._raise_if_error(message)
 
     def _raise_if_error(self, message):
         if message.type == MessageType.error:
             if message.reply_to is None:
                 self.close()
-            raise RemoteError(message.meta.get("code", "UNKNOWN"), message.meta.get("detail", "(no detail)"))
+            raise _remote_error(message)
         return message
+
+    def _read_and_route(self, timeout, buffer):
+        """As the reader (``_reader_busy`` taken): reads one message and hands it to whoever it belongs to; gives
+        the reader's place back and wakes every waiter. Returns the message, or None if none began in time."""
+        try:
+            message = self._read_one(timeout, buffer)
+        except BaseException as e:
+            with self._state:
+                self._reader_busy = False
+                if not self.is_open and self._fatal is None and isinstance(e, (NetutilsError, OSError)):
+                    # The connection is gone: every call waiting on it learns why. A new exception, so that the
+                    # failed read's frames (and a tensor it was filling) are not kept alive by this connection.
+                    self._fatal = ConnectionClosedError(str(e) if isinstance(e, ConnectionClosedError) else
+                                                        "connection to %s failed while receiving: %s" % (self.peer, e))
+                self._state.notify_all()
+            raise
+        if message is not None and message.type == _PING:
+            try:
+                self.send_data(Message(_PONG, reply_to=message.id))
+            finally:
+                with self._state:
+                    self._reader_busy = False
+                    self._state.notify_all()
+            return message
+        with self._state:
+            self._reader_busy = False
+            if message is not None and message.type != _PONG:
+                self._route(message, buffer is not None)
+            self._state.notify_all()
+        return message
+
+    def _route(self, message, in_callers_buffer):
+        """Under _state: gives a message to the call it answers, drops a late answer, or queues it for
+        receive_data (as Java's AbstractConnection.route)."""
+        reply_to = message.reply_to
+        is_error = message.type == MessageType.error
+        if reply_to is None and not is_error and not self._peer_correlates and self._send_order:
+            # An in-order peer's next message answers the oldest call sent, even one that stopped waiting.
+            oldest = self._send_order.popleft()
+            if self._calls.get(oldest.id) is oldest:
+                del self._calls[oldest.id]
+                oldest.answer(_copied(message) if in_callers_buffer else message)
+            else:
+                self._expired.pop(oldest.id, None)
+                self._late_replies += 1
+            return
+        if reply_to is not None and not self._peer_correlates:
+            self._peer_correlates = True
+            self._send_order.clear()
+        if reply_to is not None:
+            call = self._calls.pop(reply_to, None)
+            if call is not None:
+                if is_error:
+                    call.fail(_remote_error(message))
+                else:
+                    call.answer(_copied(message) if in_callers_buffer else message)
+                return
+            if self._expired.pop(reply_to, None) is not None:
+                self._late_replies += 1
+                return
+        if is_error and reply_to is None and self._calls:
+            # the peer's last word before it closes: every waiting call learns it (and receive_data too)
+            self._fatal = _remote_error(message)
+            self.close()
+        self._inbox.append(message)
+
+    def _expire(self, call):
+        """Under _state: a call stops waiting; an answer that comes later is dropped and counted."""
+        if self._calls.get(call.id) is call:
+            del self._calls[call.id]
+            self._expired[call.id] = True
+            while len(self._expired) > _MAX_EXPIRED:
+                self._expired.popitem(last=False)
+
+    @property
+    def late_replies(self):
+        """How many answers came after their call had stopped waiting, and were dropped (Java's lateReplies())."""
+        with self._state:
+            return self._late_replies
 
     def _read_one(self, timeout, buffer):
         """Reads one frame; None if none began within ``timeout`` (given) ."""
@@ -458,6 +603,10 @@ class NetworkConnection:
         try:
             if closed_here:
                 raise ConnectionClosedError("connection to %s was closed while receiving" % self.peer) from error
+            if isinstance(error, (ConnectionResetError, BrokenPipeError, ConnectionAbortedError)):
+                # as Java says it: who went away, and what the system said (a ConnectionError either way)
+                raise ConnectionClosedError("peer %s closed the connection (receiving: %s)"
+                                            % (self.peer, error)) from error
             raise error
         finally:
             # The raised error's traceback holds this frame: without this, the frame's reference to the error
@@ -476,32 +625,66 @@ class NetworkConnection:
         """A call, as Java's ``Connection.request``: gives ``message`` an id when it has none, sends it, and
         returns the message whose ``reply_to`` is that id. Messages that arrive meanwhile and answer something
         else wait for ``receive_data``. Until the peer has set ``reply_to`` once, a message without it answers the
-        call (such a peer, like the original module, answers in order), as in Java. Raises NetworkTimeout when no answer came within ``timeout`` seconds, and
-        RemoteError when the peer answered with an ``error`` message."""
+        call (such a peer, like the original module, answers in order), as in Java. Safe from several threads at
+        once: one of the waiting threads reads at a time and hands each answer to its own call. Raises
+        NetworkTimeout when no answer came within ``timeout`` seconds (``request_timeout``, 2 min, when not given;
+        an answer that comes later is dropped and counted in ``late_replies``), and RemoteError when the peer
+        answered with an ``error`` message."""
         if message.id is None:
             message.id = "py-%x-%d" % (id(self), next(self._next_call))
-        self.send_data(message)
+        if timeout is None:
+            timeout = self.request_timeout
+        call = _Call(message.id)
+        with self._state:
+            if message.id in self._calls:
+                raise ValueError("a call with id %r is already outstanding on %s" % (message.id, self.peer))
+            if self._fatal is not None:
+                raise self._fatal
+            self._calls[message.id] = call
+        try:
+            if self._peer_correlates:
+                self.send_data(message)
+            else:
+                # An in-order peer answers in the order the calls were sent: the call takes its place before it is
+                # sent (its answer may be read by another thread at once), one sender at a time.
+                with self._order_lock:
+                    with self._state:
+                        self._send_order.append(call)
+                    self.send_data(message)
+        except BaseException:
+            with self._state:
+                self._calls.pop(message.id, None)
+                try:
+                    self._send_order.remove(call)
+                except ValueError:
+                    pass
+            raise
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
-            remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
-            reply = self._read_one(remaining, None) if remaining is None or remaining > 0 else None
-            if reply is None:
-                raise NetworkTimeout("no answer to %s %s within %s s" % (message.type, message.id, _seconds(timeout)))
-            if reply.type == _PING:
-                self.send_data(Message(_PONG, reply_to=reply.id))
-            elif reply.type == _PONG:
-                continue
-            elif reply.reply_to == message.id or (reply.reply_to is None and reply.type != MessageType.error
-                                                   and not self._peer_correlates):
-                if reply.reply_to is not None:
-                    self._peer_correlates = True
-                return self._raise_if_error(reply)
-            elif reply.type == MessageType.error and reply.reply_to is None:
-                return self._raise_if_error(reply)
-            else:
-                if reply.reply_to is not None:
-                    self._peer_correlates = True
-                self._inbox.append(reply)
+            with self._state:
+                while True:
+                    if call.done:
+                        return call.result()
+                    if self._fatal is not None:
+                        self._calls.pop(call.id, None)
+                        raise self._fatal
+                    remaining = None if deadline is None else deadline - time.monotonic()
+                    if remaining is not None and remaining <= 0:
+                        self._expire(call)
+                        raise NetworkTimeout("no answer to %s %s within %s s"
+                                             % (message.type, message.id, _seconds(timeout)))
+                    if not self._reader_busy:
+                        self._reader_busy = True
+                        break
+                    self._state.wait(remaining)
+            try:
+                self._read_and_route(remaining, None)
+            except BaseException:
+                with self._state:
+                    self._calls.pop(call.id, None)
+                    if call.done:  # answered just before the connection failed
+                        return call.result()
+                raise
 
     def __iter__(self):
         """Messages until the peer closes the connection."""

@@ -1,5 +1,6 @@
 """Message and MessageType: the original module's names, with named tensors as in the Java API."""
 
+import builtins
 from collections.abc import Mapping
 
 import numpy
@@ -117,13 +118,14 @@ class Message:
         for key, value in (meta or {}).items():
             check_name("metadata key", key)
             if not isinstance(value, str):
+                # (builtins.type: the parameter named after the original module's keeps the builtin's name)
                 raise TypeError("metadata %r must be a str, got %s (metadata is string to string)"
-                                % (key, type(value).__name__))
+                                % (key, builtins.type(value).__name__))
             checked[key] = value
         self.meta = checked
         for field, value in (("id", id), ("reply_to", reply_to)):
             if value is not None and not isinstance(value, str):
-                raise TypeError("%s must be a str or None, got %s" % (field, type(value).__name__))
+                raise TypeError("%s must be a str or None, got %s" % (field, builtins.type(value).__name__))
         self.id = id
         self.reply_to = reply_to
 

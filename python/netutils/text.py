@@ -34,6 +34,18 @@ def write(message):
     return json.dumps(root, ensure_ascii=False, separators=(",", ":"))
 
 
+_MESSAGE_KEYS = ("type", "id", "reply_to", "meta", "tensors")
+_TENSOR_KEYS = ("name", "dtype", "shape", "data")
+
+
+def _known_keys(obj, known, where):
+    """Unknown keys are refused, never ignored, as Java's Frames.fromJson does: a misspelt field must not vanish."""
+    for key in obj:
+        if key not in known:
+            raise ValueError("message JSON: unknown key %r%s (the text is {%s}, as to_json() writes it)"
+                             % (key, where, ", ".join('"%s"' % k for k in known)))
+
+
 def _refuse_constant(name):
     raise ValueError("%s is not JSON" % name)
 
@@ -68,6 +80,7 @@ def read(text, tensors="auto"):
         raise ValueError("message JSON does not parse: %s" % e) from None
     if not isinstance(root, dict):
         raise ValueError("message JSON: message must be an object, got %s" % type(root).__name__)
+    _known_keys(root, _MESSAGE_KEYS, "")
     message_type = MessageType(_string(root, "type", ""))
     id = _string(root, "id", "", optional=True)
     reply_to = _string(root, "reply_to", "", optional=True)
@@ -92,6 +105,7 @@ def read(text, tensors="auto"):
         path = "tensors[%d]." % i
         if not isinstance(entry, dict):
             raise ValueError("message JSON: tensors[%d] must be an object" % i)
+        _known_keys(entry, _TENSOR_KEYS, " in tensors[%d]" % i)
         name = check_name("tensor name", _string(entry, "name", path))
         if name in received:
             raise ValueError("message JSON: tensor %r is already in this message" % name)

@@ -223,3 +223,79 @@ def test_close_waits_for_the_handlers_of_its_connections():
             time.sleep(0.01)
         server.close()
         assert ended.is_set(), "close() returned while a handler was still running"
+
+
+def _out_of_order_server(connection):
+    """Answers each request (value + 1) on a thread of its own after a random pause: answers overtake each other."""
+    import random
+
+    def answer(request):
+        time.sleep(random.random() * 0.01)
+        connection.send_data(Message(MessageType.KV_index, numpy.array(int(request.data) + 1), reply_to=request.id))
+    for request in connection:
+        threading.Thread(target=answer, args=(request,), daemon=True).start()
+
+
+def test_request_from_many_threads_gives_each_call_its_own_answer():
+    # request() used to leave an answer read by another calling thread in the inbox, where only receive_data
+    # looks: both callers then waited until their timeouts (114 of 160 calls in a new user's trial).
+    with serving(_out_of_order_server) as server, NetworkConnection("127.0.0.1", server.port) as client:
+        wrong = []
+
+        def caller(base):
+            for i in range(25):
+                value = base * 1000 + i
+                reply = client.request(Message(MessageType.KV_index, numpy.array(value)), timeout=10)
+                if int(reply.data) != value + 1:
+                    wrong.append((value, int(reply.data)))
+        threads = [threading.Thread(target=caller, args=(t,)) for t in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+        assert not any(thread.is_alive() for thread in threads)
+        assert wrong == []
+        assert client.late_replies == 0
+        assert client.receive_data(timeout=0.05) is None  # nothing was left over
+
+
+def test_a_receiving_thread_hands_a_call_its_answer():
+    with serving(_out_of_order_server) as server, NetworkConnection("127.0.0.1", server.port) as client:
+        received = []
+        receiver = threading.Thread(target=lambda: received.append(client.receive_data(timeout=3)))
+        receiver.start()
+        time.sleep(0.1)  # the receiver is reading when the answer comes
+        assert int(client.request(Message(MessageType.KV_index, numpy.array(41)), timeout=5).data) == 42
+        client.send_data(Message(MessageType.KV_index, numpy.array(7), id="not-a-call"))  # its answer is the receiver's
+        receiver.join(5)
+        assert received and received[0].reply_to == "not-a-call"
+
+
+def _in_order_without_reply_to(connection):
+    """The original module's way: answers in order and never sets reply_to; "slow" requests take 0.6 s."""
+    for request in connection:
+        if request.type == "slow":
+            time.sleep(0.6)
+        connection.send_data(Message(MessageType.KV_index, numpy.array(int(request.data) + 1)))
+
+
+def test_a_late_answer_from_an_in_order_peer_is_dropped_not_given_to_the_next_call():
+    from netutils import NetworkTimeout
+    with serving(_in_order_without_reply_to) as server, NetworkConnection("127.0.0.1", server.port) as client:
+        with pytest.raises(NetworkTimeout, match="no answer to slow"):
+            client.request(Message("slow", numpy.array(100)), timeout=0.1)
+        for i in range(5):
+            assert int(client.request(Message(MessageType.KV_index, numpy.array(i)), timeout=5).data) == i + 1
+        assert client.late_replies == 1
+        assert client.receive_data(timeout=0.05) is None
+
+
+def test_request_has_a_default_deadline():
+    from netutils import NetworkTimeout
+    silent = of_requests(lambda request: None)  # never answers
+    with serving(silent) as server, NetworkConnection("127.0.0.1", server.port, request_timeout=0.3) as client:
+        start = time.monotonic()
+        with pytest.raises(NetworkTimeout, match="within 0.3 s"):
+            client.request(Message(MessageType.mask))
+        assert time.monotonic() - start < 3
+    assert NetworkConnection("127.0.0.1", 1).request_timeout == 120.0

@@ -102,6 +102,17 @@ def test_a_bare_array_is_the_data_tensor_and_a_dict_names_several():
     assert Message(MessageType.mask, [[True, False]]).data.dtype == numpy.bool_
 
 
+def test_metadata_ids_and_reply_to_of_the_wrong_kind_say_so():
+    # The constructor's parameter named "type" (the original module's) hid the builtin: these raised
+    # "TypeError: 'MessageType' object is not callable" instead of saying what was wrong.
+    with pytest.raises(TypeError, match="metadata 'pos' must be a str, got int"):
+        Message(MessageType.KV_index, numpy.int64(1), meta={"pos": 5})
+    with pytest.raises(TypeError, match="id must be a str or None, got int"):
+        Message(MessageType.KV_index, numpy.int64(1), id=5)
+    with pytest.raises(TypeError, match="reply_to must be a str or None, got int"):
+        Message(MessageType.KV_index, numpy.int64(1), reply_to=7)
+
+
 def test_json_text_round_trips_every_dtype_and_has_javas_layout():
     for stem, msg_type, tensors in ALL:
         message = Message(msg_type, tensors, id=stem, meta={"k": "v"})
@@ -122,6 +133,11 @@ def test_bad_json_text_says_what_is_wrong():
         Message.from_json("{not json")
     with pytest.raises(ValueError, match="key 'type' appears twice"):
         Message.from_json('{"type":"mask","type":"error"}')
+    # unknown keys are refused as Java refuses them, not ignored (a misspelt "reply_to" must not vanish)
+    with pytest.raises(ValueError, match="unknown key 'replyTo'"):
+        Message.from_json('{"type":"mask","replyTo":"7"}')
+    with pytest.raises(ValueError, match="unknown key 'offset' in tensors\\[0\\]"):
+        Message.from_json('{"type":"mask","tensors":[{"name":"m","dtype":"U8","shape":[1],"data":"AA==","offset":0}]}')
     with pytest.raises(ValueError, match="meta must be an object, got bool"):
         Message.from_json('{"type":"mask","meta":false}')
     with pytest.raises(ValueError, match="tensors must be an array, got int"):
