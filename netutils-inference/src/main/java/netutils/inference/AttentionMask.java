@@ -74,7 +74,7 @@ public final class AttentionMask {
      * @param mask a BOOL or additive mask tensor
      * @return one flag per element of the mask, {@code true} where the query may see the key
      * @throws IllegalArgumentException if the dtype is not BOOL, F32, F16 or BF16 (saying which it is), or an
-     *     additive value is neither 0-like nor hiding (NaN)
+     *     additive value is NaN or positive (a 1/0 mask sent as floats)
      */
     public static boolean[] visible(Tensor mask) {
         DType dtype = mask.dtype();
@@ -85,9 +85,7 @@ public final class AttentionMask {
         float[] values = mask.toFloatArray();
         boolean[] visible = new boolean[values.length];
         for (int i = 0; i < values.length; i++) {
-            if (Float.isNaN(values[i])) {
-                throw new IllegalArgumentException("mask value " + i + " is NaN");
-            }
+            checkAdditive(values[i], i);
             visible[i] = !hides(values[i], dtype);
         }
         return visible;
@@ -116,14 +114,28 @@ public final class AttentionMask {
         requireFloat(dtype);
         float[] values = mask.toFloatArray();
         for (int i = 0; i < values.length; i++) {
-            if (Float.isNaN(values[i])) {
-                throw new IllegalArgumentException("mask value " + i + " is NaN");
-            }
+            checkAdditive(values[i], i);
             if (hides(values[i], dtype)) {
                 values[i] = Float.NEGATIVE_INFINITY;
             }
         }
         return values;
+    }
+
+    /**
+     * An additive mask holds 0 or a negative value: NaN is refused, and so is a positive value, which is what a
+     * 1/0 mask (1 where a query may see a key) looks like. Taken as additive, such a mask would add 1 and 0 to the
+     * scores and hide nothing: a silently wrong attention.
+     */
+    private static void checkAdditive(float value, int index) {
+        if (Float.isNaN(value)) {
+            throw new IllegalArgumentException("mask value " + index + " is NaN");
+        }
+        if (value > 0) {
+            throw new IllegalArgumentException("mask value " + index + " is " + value + ": an additive mask holds 0 where"
+                    + " a query may see a key and -inf (or a large negative value) where it may not, never a positive"
+                    + " value; a mask of 1 (visible) and 0 (hidden) is a boolean mask: send it as BOOL");
+        }
     }
 
     private static void requireFloat(DType dtype) {

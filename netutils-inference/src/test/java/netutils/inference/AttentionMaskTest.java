@@ -55,4 +55,26 @@ class AttentionMaskTest {
         }
         return out;
     }
+
+    @Test
+    void aOneZeroMaskSentAsFloatsIsRefusedNotTakenAsAllVisible() {
+        // The other common PyTorch convention: 1 where a query may see a key, 0 where it may not. Read as additive,
+        // it hid nothing (a causal 4x4 mask of 1/0 floats gave 16 visible pairs).
+        float[] causal = new float[16];
+        for (int row = 0; row < 4; row++) {
+            for (int column = 0; column <= row; column++) {
+                causal[row * 4 + column] = 1f;
+            }
+        }
+        Tensor oneZero = Tensor.ofFloats(causal, 4, 4);
+        assertThatThrownBy(() -> AttentionMask.additive(oneZero)).isInstanceOf(IllegalArgumentException.class)
+                .hasMessageContaining("mask value 0 is 1.0").hasMessageContaining("send it as BOOL");
+        assertThatThrownBy(() -> AttentionMask.visible(oneZero)).isInstanceOf(IllegalArgumentException.class)
+                .hasMessageContaining("send it as BOOL");
+        float[] additive = new float[16];
+        for (int i = 0; i < 16; i++) {
+            additive[i] = causal[i] == 1f ? 0f : -10000f; // an older Hugging Face convention: still accepted
+        }
+        assertThat(AttentionMask.additive(Tensor.ofFloats(additive, 4, 4))).containsExactly(additive);
+    }
 }

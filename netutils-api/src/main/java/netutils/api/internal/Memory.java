@@ -34,6 +34,11 @@ public final class Memory {
         return Files.isDirectory(directory) && Files.isWritable(directory) ? directory : null;
     }
 
+    /** Where received tensors' memory comes from, for error messages: the directory, or ordinary native memory. */
+    public static String sharedMemoryDescription() {
+        return SHARED_MEMORY != null ? SHARED_MEMORY.toString() : "ordinary native memory (no memory directory)";
+    }
+
     /**
      * Zero-filled native memory of {@code byteSize} bytes that the kernel commits page by page as it is first
      * written, not up front: a claim of a gigabyte costs nothing until the bytes arrive. It is a mapping of an

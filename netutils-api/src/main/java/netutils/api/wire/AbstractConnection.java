@@ -721,6 +721,16 @@ public abstract class AbstractConnection implements Connection {
         return cause;
     }
 
+    /**
+     * Why this connection was ended by {@link #fail}: the first cause given, or {@code null}. For a transport's
+     * own messages about a read or write cut short by that end.
+     *
+     * @return the first cause given to {@link #fail}, or {@code null}
+     */
+    protected final IOException failureCause() {
+        return failure;
+    }
+
     private void ensureOpen() throws ConnectionClosedException {
         if (closed.get()) {
             IOException why = failure;

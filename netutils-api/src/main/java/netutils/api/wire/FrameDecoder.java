@@ -302,7 +302,7 @@ public final class FrameDecoder {
                 for (long position = 0; position < data.byteSize(); ) {
                     long length = Math.min(slice, data.byteSize() - position);
                     MemorySegment part = data.asSlice(position, length);
-                    long got = source.readFully(part);
+                    long got = readInto(part, entry);
                     if (got < length) {
                         throw truncated("tensor '" + entry.name() + "'", position + got, data.byteSize(), null);
                     }
@@ -312,6 +312,27 @@ public final class FrameDecoder {
                     position += length;
                     bodyRead += length;
                 }
+            }
+        }
+
+        /**
+         * Reads into a tensor's memory. Pooled memory is a mapping of RAM-backed files, committed page by page as
+         * bytes arrive: when that file system fills up meanwhile (other processes, other receives), the kernel
+         * refuses the page and the read fails with EFAULT, "Bad address", or a copy into it faults; said here in
+         * words that name the cause.
+         */
+        private long readInto(MemorySegment part, Envelope.Entry entry) throws IOException {
+            try {
+                return source.readFully(part);
+            } catch (IOException | InternalError e) {
+                boolean fault = e instanceof InternalError || "Bad address".equals(e.getMessage());
+                if (!fault || !part.isNative()) {
+                    throw e;
+                }
+                throw new IOException("cannot store the bytes of tensor '" + entry.name() + "' (" + entry.nbytes()
+                        + " bytes): the memory it was given could not be committed (" + e.getMessage() + "). Received"
+                        + " tensors are RAM mapped from " + Memory.sharedMemoryDescription() + ", which is probably"
+                        + " full: free room there, or set -Dnetutils.memory.dir to another RAM-backed directory", e);
             }
         }
 

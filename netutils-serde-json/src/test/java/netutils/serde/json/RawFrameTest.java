@@ -157,4 +157,34 @@ class RawFrameTest {
                     });
         }
     }
+
+    @Test
+    void tensorMemoryThatCannotBeCommittedIsReportedAsSuchNotAsABadAddress() throws Exception {
+        // When the RAM file system behind pooled memory fills up during a receive, the kernel refuses the page and
+        // the socket read fails with EFAULT: "java.io.IOException: Bad address" told the user nothing.
+        byte[] frame = Frames.toRawMessage(Message.of(MessageType.KV_CACHE, Tensor.zeros(netutils.api.DType.U8, 1 << 20)));
+        netutils.api.wire.FrameSource full = new netutils.api.wire.FrameSource() {
+            private final netutils.api.wire.SegmentSource bytes = new netutils.api.wire.SegmentSource(
+                    MemorySegment.ofArray(frame));
+
+            @Override
+            public boolean readFrameStart(ByteBuffer header) throws java.io.IOException {
+                return bytes.readFrameStart(header);
+            }
+
+            @Override
+            public long readFully(MemorySegment destination) throws java.io.IOException {
+                if (destination.isNative()) {
+                    throw new java.io.IOException("Bad address");
+                }
+                return bytes.readFully(destination);
+            }
+        };
+        netutils.api.wire.FrameDecoder.Limits limits = new netutils.api.wire.FrameDecoder.Limits(1L << 30, 1 << 24);
+        netutils.api.wire.FrameHeader header = netutils.api.wire.FrameDecoder.readHeader(full, limits);
+        assertThatThrownBy(() -> netutils.api.wire.FrameDecoder.readBody(full, header, limits, null, "test"))
+                .isInstanceOf(java.io.IOException.class)
+                .hasMessageContaining("cannot store the bytes of tensor 'data' (1048576 bytes)")
+                .hasMessageContaining("probably full").hasMessageContaining("-Dnetutils.memory.dir");
+    }
 }

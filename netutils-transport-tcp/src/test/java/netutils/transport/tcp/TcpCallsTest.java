@@ -203,9 +203,20 @@ class TcpCallsTest {
             TcpOptions keepalive = TcpOptions.builder().keepalive(Duration.ofMillis(200), Duration.ofMillis(300)).build();
             try (Connection client = TcpClient.connect("127.0.0.1", blackhole.getLocalPort(), keepalive)) {
                 long start = System.nanoTime();
+                // A thread waiting in receive() learns why the connection ended, not only that it did.
+                CompletableFuture<Throwable> receiving = CompletableFuture.supplyAsync(() -> {
+                    try {
+                        client.receive();
+                        return null;
+                    } catch (IOException e) {
+                        return e;
+                    }
+                });
                 while (client.isOpen() && System.nanoTime() - start < TimeUnit.SECONDS.toNanos(5)) {
                     Thread.sleep(10);
                 }
+                assertThat(receiving.get(5, TimeUnit.SECONDS)).isInstanceOf(ConnectionClosedException.class)
+                        .hasMessageContaining("did not answer a keepalive ping");
                 long detectedMillis = TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - start);
                 assertThat(client.isOpen()).isFalse();
                 assertThat(detectedMillis).as("interval + timeout, plus a tick").isBetween(450L, 1000L);

@@ -341,8 +341,10 @@ public final class TcpConnection extends AbstractConnection {
             return interrupted;
         }
         if (e instanceof ClosedChannelException) {
+            // Closed while this read or write waited: say why when this side knows (a keepalive without answer).
+            IOException why = failureCause();
             ConnectionClosedException closedHere = new ConnectionClosedException("connection to " + peer()
-                    + " is closed (" + during + ")");
+                    + " is closed (" + during + ")" + (why != null ? ": " + why.getMessage() : ""));
             closedHere.initCause(e);
             return closedHere;
         }
