@@ -21,6 +21,8 @@ final class Results {
 
     String machine = "";
     String largeBaseline = "";
+    /** The raw baseline of the own-JVM (placed) 256 MiB pass, when it differs from {@link #largeBaseline}; or "". */
+    String placedLargeBaseline = "";
     String smallBaseline = "";
     /** MiB/s of fresh memory (allocated and every page touched), or 0 if not measured. */
     double freshMemoryMibPerSecond;
