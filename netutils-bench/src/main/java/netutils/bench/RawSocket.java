@@ -34,11 +34,12 @@ import java.nio.channels.SocketChannel;
 final class RawSocket extends Stack {
     static final int HEADER = 8;
     /**
-     * A header of 64 bytes (the length, then zeros): on this VM the same socket code moved 256 MiB about 15% faster
-     * when the payload started at least 64 bytes into the stream (8, 16 or 32 bytes in: 2,500-2,700 MiB/s; 64,
-     * 76, 128, 256 or 4,096 bytes in: 3,000-3,100 MiB/s, interleaved in one JVM, sender and receiver pinned).
-     * Netutils' data area always starts at least 76 bytes in, so a raw socket with an 8-byte length alone would
-     * be a handicapped baseline; the benchmark runs both and takes the best.
+     * A header of 64 bytes (the length, then zeros). In a probe whose payload was page-aligned, the same socket code
+     * moved 256 MiB about 15% faster when the payload started at least 64 bytes into the stream (8, 16 or 32 bytes
+     * in: 2,500-2,700 MiB/s; 64, 76, 128, 256 or 4,096 bytes in: 3,000-3,100 MiB/s; one connection, interleaved,
+     * sender and receiver pinned); netutils' data area starts at least 76 bytes in. With the benchmark's own
+     * payload the two header sizes came out alike when placed (0.98-1.03), so the effect depends on where the
+     * payload lies in memory as well; the benchmark runs both sizes and takes the best.
      */
     static final int ALIGNED_HEADER = 64;
     /** The chunk of the "one call" variant: the whole payload in one read or write call. */
