@@ -479,19 +479,15 @@ class NetworkConnection:
                                                         "connection to %s failed while receiving: %s" % (self.peer, e))
                 self._state.notify_all()
             raise
-        if message is not None and message.type == _PING:
-            try:
+        try:
+            if message is not None and message.type == _PING:
                 self.send_data(Message(_PONG, reply_to=message.id))
-            finally:
-                with self._state:
-                    self._reader_busy = False
-                    self._state.notify_all()
-            return message
-        with self._state:
-            self._reader_busy = False
-            if message is not None and message.type != _PONG:
-                self._route(message, buffer is not None)
-            self._state.notify_all()
+        finally:
+            with self._state:
+                self._reader_busy = False
+                if message is not None and message.type not in (_PING, _PONG):
+                    self._route(message, buffer is not None)
+                self._state.notify_all()
         return message
 
     def _route(self, message, in_callers_buffer):
@@ -856,7 +852,7 @@ class Server:
     def _refuse(self, connection, why):
         try:
             connection.send_data(Message(MessageType.error, meta={"code": "SERVER_BUSY", "detail": why}))
-        except (OSError, ValueError, RuntimeError, NetworkTimeout):
+        except (OSError, ValueError, RuntimeError):  # NetworkTimeout is an OSError (TimeoutError)
             pass  # turned away either way
         finally:
             connection.close()

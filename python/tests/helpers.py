@@ -24,3 +24,14 @@ def serving(handler, **options):
         yield server
     finally:
         server.close()
+
+
+def read_to_end(sock, timeout=10):
+    """Every byte a peer sends on a raw socket until it closes the connection."""
+    sock.settimeout(timeout)
+    data = b""
+    while True:
+        chunk = sock.recv(65536)
+        if not chunk:
+            return data
+        data += chunk

@@ -11,7 +11,7 @@ import msgpack
 import numpy
 import pytest
 
-from helpers import frame, serving
+from helpers import frame, read_to_end, serving
 from netutils import (ConnectionClosedError, Kind, Message, MessageType, NetworkConnection, NetworkTimeout,
                       ProtocolError, RemoteError, of_requests)
 from netutils.frames import MemorySource, read_frame
@@ -160,16 +160,9 @@ def test_peer_text_in_errors_is_bounded_and_escaped_as_in_java():
 def test_the_server_answers_a_key_that_appears_twice_with_an_error_frame():
     with serving(ECHO) as server, socket.create_connection(("127.0.0.1", server.port)) as raw:
         raw.sendall(frame('{"type":"hidden_state","type":"error","id":"a","meta":{"code":"X"}}'))
-        raw.settimeout(5)
         with NetworkConnection("127.0.0.1", server.port) as healthy:
             assert int(healthy.request(Message(MessageType.KV_index, 3)).data) == 3
-        answer = b""
-        while len(answer) < 12 or len(answer) < 12 + struct.unpack(">I", answer[8:12])[0]:
-            chunk = raw.recv(65536)
-            if not chunk:
-                break
-            answer += chunk
-        error = Message.from_raw_message(answer[:12 + struct.unpack(">I", answer[8:12])[0]])
+        error = _error_frame(raw)
         assert error.type == MessageType.error
         assert error.meta["code"] == "MALFORMED_ENVELOPE"
         assert "key 'type' appears twice" in error.meta["detail"]
@@ -383,13 +376,7 @@ def test_connections_over_the_limit_are_told_the_server_is_busy():
 
 def _error_frame(sock, within=10):
     """The error message a server sent on a raw socket before closing it, or None if it only closed."""
-    sock.settimeout(within)
-    data = b""
-    while True:
-        chunk = sock.recv(65536)
-        if not chunk:
-            break
-        data += chunk
+    data = read_to_end(sock, within)
     return Message.from_raw_message(data[:12 + struct.unpack(">I", data[8:12])[0]]) if len(data) >= 12 else None
 
 

@@ -19,6 +19,7 @@ sys.path.insert(0, os.path.join(ROOT, "netutils-inference", "python"))
 
 import llama_ref  # noqa: E402
 import stage_server  # noqa: E402
+from helpers import read_to_end  # noqa: E402
 from netutils import Message, MessageType, NetworkConnection, RawTensor, RemoteError  # noqa: E402
 
 CONFIG = {
@@ -344,12 +345,7 @@ def test_a_malformed_message_is_answered_with_its_code_and_the_other_sessions_go
     with socket.create_connection(stage_server.parse_address(first.address), timeout=10) as sock:
         for message in messages:  # the last one is the malformed one
             sock.sendall(message.to_raw_message("msgpack"))
-        received = b""
-        while True:
-            chunk = sock.recv(65536)
-            if not chunk:
-                break
-            received += chunk
+        received = read_to_end(sock)
     refusal = Message.from_raw_message(received)  # one whole frame: anything after it would be TRAILING_BYTES
     assert refusal.type == "error", refusal
     assert refusal.meta["code"] == code, refusal.meta
