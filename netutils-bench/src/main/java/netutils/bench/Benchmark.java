@@ -330,8 +330,7 @@ public final class Benchmark {
         if (ratios.length == 0) {
             return best;
         }
-        double median = ratios.length % 2 == 1 ? ratios[ratios.length / 2]
-                : (ratios[ratios.length / 2 - 1] + ratios[ratios.length / 2]) / 2;
+        double median = median(ratios);
         String chosen = median > 1 ? twin : best;
         System.out.printf("%n1b. the placed baseline: %s ran at %.2f of %s with sender and receiver on their own CPUs "
                 + "(median of %d JVMs: %s); baseline %s%n", twin, median, best, ratios.length,
@@ -420,8 +419,7 @@ public final class Benchmark {
             for (String key : children.get(0).keySet()) {
                 double[] each = children.stream().mapToDouble(numbers -> numbers.getOrDefault(key, Double.NaN)).sorted()
                         .toArray();
-                int middle = each.length / 2;
-                row.put(key, each.length % 2 == 1 ? each[middle] : (each[middle - 1] + each[middle]) / 2);
+                row.put(key, median(each));
                 if (key.endsWith("_ratio") && each.length > 1) {
                     row.put(key + "_min", each[0]);
                     row.put(key + "_max", each[each.length - 1]);
@@ -433,6 +431,17 @@ public final class Benchmark {
                 printSmallRow(row, row.label);
             }
         });
+    }
+
+    /**
+     * The median of {@code values}, the mean of the middle two for an even count (over child JVMs; {@link Rounds}
+     * takes the upper middle over rounds).
+     */
+    static double median(double[] values) {
+        double[] sorted = values.clone();
+        Arrays.sort(sorted);
+        int middle = sorted.length / 2;
+        return sorted.length % 2 == 1 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2;
     }
 
     /** The child of {@link #largeOwnJvm}: the raw variant {@code rawId} and the stack {@code id}, rows printed. */

@@ -105,7 +105,7 @@ public final class PythonBench {
                             pyToJava[r], javaToPy[r]);
                 }
                 System.out.printf(Locale.ROOT, "median ratio: python->java %.2f, java->python %.2f (of java->java)%n",
-                        median(pyToJava), median(javaToPy));
+                        Benchmark.median(pyToJava), Benchmark.median(javaToPy));
             } finally {
                 pythonSink.destroy();
                 pythonSink.waitFor(10, TimeUnit.SECONDS);
@@ -132,7 +132,7 @@ public final class PythonBench {
                 for (int r = 0; r < latencyRounds; r++) {
                     ratios[r] = py[r][0] / java[r][0];
                 }
-                System.out.printf(Locale.ROOT, "median p50 ratio python client / java client: %.2f%n", median(ratios));
+                System.out.printf(Locale.ROOT, "median p50 ratio python client / java client: %.2f%n", Benchmark.median(ratios));
             }
         }
     }
@@ -182,12 +182,6 @@ public final class PythonBench {
         return new double[] {nanos[count / 2] / 1e3, nanos[Math.min(count - 1, (int) (count * 0.99))] / 1e3};
     }
 
-    private static double median(double[] values) {
-        double[] sorted = values.clone();
-        Arrays.sort(sorted);
-        int n = sorted.length;
-        return n % 2 == 1 ? sorted[n / 2] : (sorted[n / 2 - 1] + sorted[n / 2]) / 2;
-    }
 
     /** Runs java_peer.py with the package on PYTHONPATH. */
     private record Peer(String python, Path script) {
