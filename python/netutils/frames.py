@@ -43,7 +43,7 @@ _MAX_LONG = (1 << 63) - 1
 
 _HEADER = struct.Struct(">HBBB3sI")
 _U32 = struct.Struct(">I")
-_ZEROS = bytes(DATA_ALIGNMENT)
+_ZEROS = bytes(3 * DATA_ALIGNMENT)
 
 
 def align(n):
@@ -96,18 +96,33 @@ def encode(message, serializer="json", checksum_body=False):
         offset = start + nbytes
     env = envelope.write(wire_id, str(message.type), message.id, message.reply_to, message.meta, entries)
     data_start = align(ENVELOPE_LENGTH_FIELD + len(env))
-    body_length = data_start + offset
-    if body_length > MAX_BODY_LENGTH:
-        raise FrameTooLargeError("message needs a frame body of {:,} bytes, {:,} bytes over the {:,}-byte maximum"
-                                 .format(body_length, body_length - MAX_BODY_LENGTH, MAX_BODY_LENGTH),
-                                 body_length - MAX_BODY_LENGTH)
-    tensors, end = [], 0
+    _check_body_length(data_start + offset)
+    views = []
     for (name, dtype, _, start, nbytes), value in zip(entries, message.tensors.values()):
         data = dtypes.byte_view(dtypes.to_wire(value, "tensor %r" % name)[2])
         if data.size != nbytes:  # a tensor changed while being encoded
             raise ValueError("tensor %r has %d bytes, %d when the envelope was written" % (name, data.size, nbytes))
+        views.append(data)
+    # where large tensors go depends on where the data area starts, which depends on the envelope: as Java's
+    # FrameEncoder, redo the layout while the start moves (any outcome is a valid frame)
+    offsets = [entry[3] for entry in entries]
+    for _ in range(3):
+        placed = _layout(views, HEADER_LENGTH + data_start)
+        if placed == offsets:
+            break
+        offsets = placed
+        entries = [entry[:3] + (start,) + entry[4:] for entry, start in zip(entries, offsets)]
+        env = envelope.write(wire_id, str(message.type), message.id, message.reply_to, message.meta, entries)
+        moved = align(ENVELOPE_LENGTH_FIELD + len(env))
+        if moved == data_start:
+            break
+        data_start = moved
+    tensors, end = [], 0
+    for start, data in zip(offsets, views):
         tensors.append((start - end, data))
-        end = start + nbytes
+        end = start + data.size
+    body_length = data_start + end
+    _check_body_length(body_length)  # placing tensors added at most 128 bytes each
     prefix = bytearray(HEADER_LENGTH + data_start)
     _HEADER.pack_into(prefix, 0, MAGIC, VERSION, wire_id, FLAG_CHECKSUM if checksum_body else 0, b"\0\0\0",
                       body_length)
@@ -124,6 +139,42 @@ def encode(message, serializer="json", checksum_body=False):
                 crc = checksum.update(crc, memoryview(data))
         trailer = _U32.pack(crc)
     return EncodedFrame(bytes(prefix), tensors, trailer, HEADER_LENGTH + body_length + len(trailer))
+
+
+def _check_body_length(body_length):
+    if body_length > MAX_BODY_LENGTH:
+        raise FrameTooLargeError("message needs a frame body of {:,} bytes, {:,} bytes over the {:,}-byte maximum"
+                                 .format(body_length, body_length - MAX_BODY_LENGTH, MAX_BODY_LENGTH),
+                                 body_length - MAX_BODY_LENGTH)
+
+
+#: tensors this large are placed where copying them is fast (docs/PROTOCOL.md, "Where a writer puts tensors")
+PLACED_MIN_BYTES = 64 * 1024
+_PAGE = 4096
+
+
+def _aliases(destination_ahead):
+    """A forward copy slows down when its destination runs 1 to 63 bytes ahead of its source, modulo a page."""
+    return 0 < destination_ahead % _PAGE < DATA_ALIGNMENT
+
+
+def _layout(views, data_start_in_frame):
+    """Each tensor's offset: the first multiple of 64 after the previous one's end, moved one or two multiples on
+    for a large tensor whose copies would be slow there (the sender's from its memory into socket pages that start
+    with the frame, a receiver's into page-aligned memory); as Java's FrameEncoder.layout."""
+    offsets, end = [], 0
+    for data in views:
+        offset = align(end)
+        if data.size >= PLACED_MIN_BYTES:
+            source = data.__array_interface__["data"][0]
+            for _ in range(2):  # each condition rules out one place in 64: two moves always suffice
+                position = data_start_in_frame + offset
+                if not (_aliases(position - source) or _aliases(-position)):
+                    break
+                offset += DATA_ALIGNMENT
+        offsets.append(offset)
+        end = offset + data.size
+    return offsets
 
 
 # ====================================================================== decoding

@@ -74,6 +74,35 @@ def test_layout_follows_the_protocol():
     assert raw[16 + envelope_length:data_start] == bytes(data_start - 16 - envelope_length)
 
 
+
+def test_large_tensors_are_placed_where_copying_them_is_fast():
+    # as Java's RawFrameTest: never 1-63 bytes (mod 4096) past the sender's address, nor 1-63 bytes before a page
+    # boundary of the frame (a receiver's page-aligned memory); docs/PROTOCOL.md, "Where a writer puts tensors"
+    size = 64 * 1024
+    memory = numpy.arange(size + 8192, dtype=numpy.uint64).astype(numpy.uint8)
+    first_page = -memory.__array_interface__["data"][0] % 4096
+    moved = 0
+    for shift in range(first_page, first_page + 4096, 8):
+        for pad in ("", "x" * 40, "x" * 3000):
+            data = memory[shift:shift + size]
+            message = Message(MessageType.KV_cache, {"small": numpy.array([5], dtype=numpy.uint8), "cache": data},
+                              meta={"pad": pad})
+            for serializer in ("json", "msgpack"):
+                raw = message.to_raw_message(serializer)
+                frame = Message.from_raw_message(raw)
+                assert frame == message
+                (envelope_length,) = struct.unpack_from(">I", raw, 12)
+                data_start = 12 + ((4 + envelope_length + 63) & ~63)
+                position = raw.index(data.tobytes()[:256], data_start)
+                offset = position - data_start
+                assert offset % 64 == 0 and 64 <= offset <= 192
+                moved += offset > 64
+                ahead = (position - data.__array_interface__["data"][0]) % 4096
+                assert ahead == 0 or ahead >= 64, (shift, ahead)
+                assert -position % 4096 == 0 or -position % 4096 >= 64, (shift, position)
+                assert struct.unpack_from(">I", raw, 8)[0] == position - 12 + size
+    assert moved > 0
+
 def test_message_types_are_the_original_names_and_strings():
     assert [MessageType.hidden_state, MessageType.CIS, MessageType.KV_index, MessageType.KV_cache,
             MessageType.mask] == MESSAGE_TYPES

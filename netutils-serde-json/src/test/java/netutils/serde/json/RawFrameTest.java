@@ -3,6 +3,7 @@ package netutils.serde.json;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
+import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.nio.ByteBuffer;
@@ -65,6 +66,52 @@ class RawFrameTest {
         assertThat(body).isEqualTo(dataStart - 12 + 65);
         String envelope = new String(frame.array(), 16, envelopeLength, StandardCharsets.UTF_8);
         assertThat(envelope).contains("\"offset\":64").contains("\"nbytes\":1");
+    }
+
+    /**
+     * A large tensor never starts where copying it is slow: not 1 to 63 bytes (mod 4096) past its sender's address,
+     * nor 1 to 63 bytes before a page boundary of the frame (a receiver's page-aligned memory). docs/PROTOCOL.md,
+     * "Where a writer puts tensors".
+     */
+    @Test
+    void largeTensorsArePlacedWhereCopyingThemIsFast() throws ProtocolException {
+        try (Arena arena = Arena.ofConfined()) {
+            int size = 64 * 1024;
+            MemorySegment memory = arena.allocate(size + 4096, 4096);
+            for (int i = 0; i < memory.byteSize(); i++) {
+                memory.set(ValueLayout.JAVA_BYTE, i, (byte) (i * 31 + 7));
+            }
+            java.util.regex.Pattern offsetField = java.util.regex.Pattern.compile("\"offset\":(\\d+)");
+            int moved = 0;
+            for (int shift = 0; shift < 4096; shift += 8) {
+                for (String pad : new String[] {"", "x".repeat(40), "x".repeat(3000)}) {
+                    MemorySegment data = memory.asSlice(shift, size);
+                    Message message = Message.builder(MessageType.KV_CACHE).meta("pad", pad)
+                            .tensor("small", Tensor.ofBytes(netutils.api.DType.U8, new byte[] {5}, 1))
+                            .tensor("cache", Tensor.wrap(netutils.api.DType.U8, data, size)).build();
+                    byte[] frame = Frames.toRawMessage(message);
+                    int envelopeLength = ByteBuffer.wrap(frame).getInt(12);
+                    String envelope = new String(frame, 16, envelopeLength, StandardCharsets.UTF_8);
+                    java.util.regex.Matcher offsets = offsetField.matcher(envelope);
+                    assertThat(offsets.find()).isTrue();
+                    assertThat(offsets.group(1)).isEqualTo("0");
+                    assertThat(offsets.find()).isTrue();
+                    long offset = Long.parseLong(offsets.group(1));
+                    assertThat(offset % 64).isZero();
+                    assertThat(offset).isBetween(64L, 192L);
+                    moved += offset > 64 ? 1 : 0;
+                    long position = 12 + Frames.align(4 + envelopeLength) + offset;
+                    assertThat(Math.floorMod(position - data.address(), 4096L)).as("sender copy, shift %d", shift)
+                            .matches(ahead -> ahead == 0 || ahead >= 64, "0 or at least 64");
+                    assertThat(Math.floorMod(-position, 4096L)).as("receiver copy, shift %d", shift)
+                            .matches(ahead -> ahead == 0 || ahead >= 64, "0 or at least 64");
+                    assertThat(ByteBuffer.wrap(frame).getInt(8)).isEqualTo((int) (position - 12 + size));
+                    Message back = Frames.fromRawMessage(frame);
+                    assertThat(back).isEqualTo(message);
+                }
+            }
+            assertThat(moved).as("tensors moved off the first place").isPositive();
+        }
     }
 
     @Test
