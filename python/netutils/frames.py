@@ -104,10 +104,12 @@ def encode(message, serializer="json", checksum_body=False):
             raise ValueError("tensor %r has %d bytes, %d when the envelope was written" % (name, data.size, nbytes))
         views.append(data)
     # where large tensors go depends on where the data area starts, which depends on the envelope: as Java's
-    # FrameEncoder, redo the layout while the start moves (any outcome is a valid frame)
-    offsets = [entry[3] for entry in entries]
-    for _ in range(3):
-        placed = _layout(views, HEADER_LENGTH + data_start)
+    # FrameEncoder, redo the layout while the start moves, never below the last try (so it settles); every layout
+    # tried is a valid frame
+    plain = offsets = [entry[3] for entry in entries]
+    plain_env, plain_start = env, data_start
+    for _ in range(4):
+        placed = _layout(views, HEADER_LENGTH + data_start, offsets)
         if placed == offsets:
             break
         offsets = placed
@@ -117,12 +119,15 @@ def encode(message, serializer="json", checksum_body=False):
         if moved == data_start:
             break
         data_start = moved
+    body_length = data_start + _data_end(views, offsets)
+    if body_length > MAX_BODY_LENGTH:  # placing added padding (a few hundred bytes a tensor at most): go back
+        offsets, env, data_start = plain, plain_env, plain_start
+        body_length = data_start + _data_end(views, offsets)
+        _check_body_length(body_length)
     tensors, end = [], 0
     for start, data in zip(offsets, views):
         tensors.append((start - end, data))
         end = start + data.size
-    body_length = data_start + end
-    _check_body_length(body_length)  # placing tensors added at most 128 bytes each
     prefix = bytearray(HEADER_LENGTH + data_start)
     _HEADER.pack_into(prefix, 0, MAGIC, VERSION, wire_id, FLAG_CHECKSUM if checksum_body else 0, b"\0\0\0",
                       body_length)
@@ -148,7 +153,7 @@ def _check_body_length(body_length):
                                  body_length - MAX_BODY_LENGTH)
 
 
-#: tensors this large are placed where copying them is fast (docs/PROTOCOL.md, "Where a writer puts tensors")
+#: tensors this large are placed where copying them is fast (docs/PROTOCOL.md, "Where a writer puts large tensors")
 PLACED_MIN_BYTES = 64 * 1024
 _PAGE = 4096
 
@@ -158,13 +163,18 @@ def _aliases(destination_ahead):
     return 0 < destination_ahead % _PAGE < DATA_ALIGNMENT
 
 
-def _layout(views, data_start_in_frame):
-    """Each tensor's offset: the first multiple of 64 after the previous one's end, moved one or two multiples on
-    for a large tensor whose copies would be slow there (the sender's from its memory into socket pages that start
-    with the frame, a receiver's into page-aligned memory); as Java's FrameEncoder.layout."""
+def _data_end(views, offsets):
+    return offsets[-1] + views[-1].size if views else 0
+
+
+def _layout(views, data_start_in_frame, floor):
+    """Each tensor's offset: the first multiple of 64 after the previous one's end and not below its ``floor``
+    offset, moved one or two multiples on for a large tensor whose copies would be slow there (the sender's from
+    its memory into socket pages that start with the frame, a receiver's into page-aligned memory); as Java's
+    FrameEncoder.layout."""
     offsets, end = [], 0
-    for data in views:
-        offset = align(end)
+    for data, lowest in zip(views, floor):
+        offset = max(align(end), lowest)
         if data.size >= PLACED_MIN_BYTES:
             source = data.__array_interface__["data"][0]
             for _ in range(2):  # each condition rules out one place in 64: two moves always suffice

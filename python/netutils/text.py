@@ -121,10 +121,14 @@ def read(text, tensors="auto"):
         if len(shape) > dtypes.MAX_RANK:
             raise ValueError("message JSON: %sshape has rank %d, over the maximum of %d"
                              % (path, len(shape), dtypes.MAX_RANK))
+        text = _string(entry, "data", path)
         try:
-            data = base64.b64decode(_string(entry, "data", path), validate=True)
+            data = base64.b64decode(text, validate=True)
         except binascii.Error as e:
             raise ValueError("message JSON: %sdata is not base64: %s" % (path, e)) from None
+        if len(text) % 4:  # Python before 3.11 decodes "AAAA=" leniently; Java refuses it
+            raise ValueError("message JSON: %sdata is not base64 with padding: %d characters, not a multiple of 4"
+                             % (path, len(text)))
         count = 1
         for d in shape:
             count *= d

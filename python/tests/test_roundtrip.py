@@ -8,7 +8,7 @@ import numpy
 import pytest
 
 from helpers import serving
-from netutils import Message, MessageType, NetworkConnection, RawTensor, of_requests
+from netutils import Message, MessageType, NetworkConnection, RawTensor, frames, of_requests
 from values import MESSAGE_TYPES, SHAPES, expected_messages
 
 ALL = list(expected_messages())
@@ -77,31 +77,52 @@ def test_layout_follows_the_protocol():
 
 def test_large_tensors_are_placed_where_copying_them_is_fast():
     # as Java's RawFrameTest: never 1-63 bytes (mod 4096) past the sender's address, nor 1-63 bytes before a page
-    # boundary of the frame (a receiver's page-aligned memory); docs/PROTOCOL.md, "Where a writer puts tensors"
+    # boundary of the frame (a receiver's page-aligned memory); docs/PROTOCOL.md, "Where a writer puts large tensors"
     size = 64 * 1024
     memory = numpy.arange(size + 8192, dtype=numpy.uint64).astype(numpy.uint8)
     first_page = -memory.__array_interface__["data"][0] % 4096
     moved = 0
-    for shift in range(first_page, first_page + 4096, 8):
-        for pad in ("", "x" * 40, "x" * 3000):
+    for step, shift in enumerate(range(first_page, first_page + 4096, 8)):
+        # envelopes of every length mod 64 (moving a tensor can lengthen the envelope past a multiple of 64, which
+        # moves the data area) and near 4 KiB (the receiver's condition)
+        for pad in ("x" * (step % 64), "x" * (3780 + step % 128)):
             data = memory[shift:shift + size]
             message = Message(MessageType.KV_cache, {"small": numpy.array([5], dtype=numpy.uint8), "cache": data},
                               meta={"pad": pad})
             for serializer in ("json", "msgpack"):
-                raw = message.to_raw_message(serializer)
+                raw = message.to_raw_message(serializer, checksum=step % 2 == 1)
                 frame = Message.from_raw_message(raw)
                 assert frame == message
                 (envelope_length,) = struct.unpack_from(">I", raw, 12)
                 data_start = 12 + ((4 + envelope_length + 63) & ~63)
                 position = raw.index(data.tobytes()[:256], data_start)
                 offset = position - data_start
-                assert offset % 64 == 0 and 64 <= offset <= 192
+                assert offset % 64 == 0 and 64 <= offset <= 320
                 moved += offset > 64
                 ahead = (position - data.__array_interface__["data"][0]) % 4096
                 assert ahead == 0 or ahead >= 64, (shift, ahead)
                 assert -position % 4096 == 0 or -position % 4096 >= 64, (shift, position)
                 assert struct.unpack_from(">I", raw, 8)[0] == position - 12 + size
     assert moved > 0
+
+
+def test_each_placement_condition_on_its_own():
+    # as Java's FrameLayoutTest; positions are from the start of the frame, the data area starts at the 2nd argument
+    big = frames.PLACED_MIN_BYTES
+    pages = numpy.zeros(big + 3 * 4096, dtype=numpy.uint8)
+    page = -pages.__array_interface__["data"][0] % 4096
+
+    def at(page_offset, size=big):
+        return pages[page + page_offset:page + page_offset + size]
+
+    assert frames._layout([at(64)], 76, [0]) == [64]  # the sender's copy would run 12 bytes ahead
+    assert frames._layout([at(64)], 140, [0]) == [0]
+    assert frames._layout([at(2048)], 4044, [0]) == [64]  # 52 bytes before a page: a receiver's copy
+    assert frames._layout([at(2048)], 3980, [0]) == [0]
+    assert frames._layout([at(3968)], 3980, [0]) == [128]  # both in a row
+    assert frames._layout([at(64, big - 1)], 76, [0]) == [0]  # small tensors stay
+    assert frames._layout([at(64, big - 1), at(64)], 76, [0, 0]) == [0, big + 64]
+    assert frames._layout([at(0), at(0, 8)], 140, [192, 0]) == [192, 192 + big]  # never below the last try
 
 def test_message_types_are_the_original_names_and_strings():
     assert [MessageType.hidden_state, MessageType.CIS, MessageType.KV_index, MessageType.KV_cache,
@@ -173,6 +194,10 @@ def test_bad_json_text_says_what_is_wrong():
         Message.from_json('{"type":"mask","tensors":0}')
     with pytest.raises(ValueError, match="does not parse"):
         Message.from_json("[" * 100000 + "]" * 100000)
+    # strict base64 with padding, the same inputs Java's JsonTextTest refuses
+    for data in ("AA\\n==", "AA", "AA==\\n", "A A=", "AA=A", "AA==AA==", "AAAA=", "AAA=="):
+        with pytest.raises(ValueError, match="tensors\\[0\\].data is not base64"):
+            Message.from_json('{"type":"mask","tensors":[{"name":"m","dtype":"U8","shape":[1],"data":"%s"}]}' % data)
 
 
 def test_equality_is_bit_exact():

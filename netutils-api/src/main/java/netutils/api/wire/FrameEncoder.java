@@ -38,27 +38,37 @@ public final class FrameEncoder {
      */
     public static EncodedFrame encode(Message message, Serializer serializer, boolean checksum) {
         List<Tensor> tensors = List.copyOf(message.tensors().values());
-        // The tensors' places depend on where the data area starts, which depends on the envelope's length, which
-        // depends on the places written in it: start from the plain layout and redo it while the start moves. A
-        // message without large tensors is laid out once; the loop ends in a valid frame however it ends.
-        long[] offsets = layout(tensors, -1);
-        byte[] envelopeBytes = writeEnvelope(message, serializer, offsets);
-        long dataStart = Frames.align(Frames.ENVELOPE_LENGTH_FIELD + (long) envelopeBytes.length);
-        for (int attempt = 0; attempt < 3; attempt++) {
-            long[] placed = layout(tensors, Frames.HEADER_LENGTH + dataStart);
+        long[] plain = layout(tensors, -1, null);
+        byte[] plainEnvelope = writeEnvelope(message, serializer, plain);
+        long plainStart = dataStart(plainEnvelope);
+        // Where large tensors go depends on where the data area starts, which depends on the envelope's length,
+        // which depends on the offsets written in it: redo the layout while the start moves. No offset goes below
+        // the last try's, so offsets, envelope and start only grow and this settles; a message without large
+        // tensors keeps its first envelope. Every layout tried is a valid frame.
+        long[] offsets = plain;
+        byte[] envelopeBytes = plainEnvelope;
+        long dataStart = plainStart;
+        for (int attempt = 0; attempt < 4; attempt++) {
+            long[] placed = layout(tensors, Frames.HEADER_LENGTH + dataStart, offsets);
             if (Arrays.equals(placed, offsets)) {
                 break;
             }
             offsets = placed;
             envelopeBytes = writeEnvelope(message, serializer, offsets);
-            long moved = Frames.align(Frames.ENVELOPE_LENGTH_FIELD + (long) envelopeBytes.length);
+            long moved = dataStart(envelopeBytes);
             if (moved == dataStart) {
                 break;
             }
             dataStart = moved;
         }
-        long dataLength = tensors.isEmpty() ? 0 : offsets[tensors.size() - 1] + tensors.getLast().byteSize();
-        long bodyLength = dataStart + dataLength;
+        long bodyLength = dataStart + dataEnd(tensors, offsets);
+        if (bodyLength > Frames.MAX_BODY_LENGTH && plainStart + dataEnd(tensors, plain) <= Frames.MAX_BODY_LENGTH) {
+            // placing added padding (at most a few hundred bytes a tensor): never refuse a message for that
+            offsets = plain;
+            envelopeBytes = plainEnvelope;
+            dataStart = plainStart;
+            bodyLength = plainStart + dataEnd(tensors, plain);
+        }
         if (bodyLength > Frames.MAX_BODY_LENGTH) {
             throw new FrameTooLargeException(bodyLength);
         }
@@ -109,17 +119,26 @@ public final class FrameEncoder {
                 message.replyTo().orElse(null), message.meta(), entries));
     }
 
+    private static long dataStart(byte[] envelope) {
+        return Frames.align(Frames.ENVELOPE_LENGTH_FIELD + (long) envelope.length);
+    }
+
+    private static long dataEnd(List<Tensor> tensors, long[] offsets) {
+        return tensors.isEmpty() ? 0 : offsets[offsets.length - 1] + tensors.getLast().byteSize();
+    }
+
     /**
-     * Each tensor's offset in the data area: the first multiple of 64 after the previous tensor's end, or, for a
-     * tensor of at least {@link #PLACED_MIN_BYTES} when the data area starts at {@code dataStartInFrame} (negative:
-     * not known yet), the next one or two multiples when the first would make the kernel's copies of its bytes slow.
+     * Each tensor's offset in the data area: the first multiple of 64 after the previous tensor's end and not below
+     * its {@code floor} offset (null: none), or, for a tensor of at least {@link #PLACED_MIN_BYTES} when the data
+     * area starts {@code dataStartInFrame} bytes into the frame (negative: not known yet), the next one or two
+     * multiples when that one would make the kernel's copies of its bytes slow.
      */
-    static long[] layout(List<Tensor> tensors, long dataStartInFrame) {
+    static long[] layout(List<Tensor> tensors, long dataStartInFrame, long[] floor) {
         long[] offsets = new long[tensors.size()];
         long end = 0;
         for (int i = 0; i < offsets.length; i++) {
             Tensor tensor = tensors.get(i);
-            long offset = Frames.align(end);
+            long offset = Math.max(Frames.align(end), floor == null ? 0 : floor[i]);
             if (dataStartInFrame >= 0 && tensor.byteSize() >= PLACED_MIN_BYTES) {
                 long source = tensor.data().isNative() ? tensor.data().address() : -1;
                 // each condition rules out one of 64 consecutive places, so two moves always suffice
@@ -135,12 +154,13 @@ public final class FrameEncoder {
 
     /**
      * Whether a tensor starting {@code framePosition} bytes into its frame, sent from {@code source} (negative:
-     * heap memory, copied by the JDK first), lands where copies run slowly. A CPU copying forward slows down by up
-     * to a fifth when the destination runs 1 to 63 bytes ahead of the source modulo the page size (loads look
-     * dependent on earlier stores to the same page offset: "4K aliasing"; it is measurable with 256 MiB tensors on
-     * loopback). A connection with nothing in flight starts the next frame at the start of a socket page, so the
-     * sender's copy runs {@code framePosition - source} ahead, and a receiver's copy into page-aligned memory (pooled
-     * tensors are) runs {@code -framePosition} ahead; a raw socket gets either for free only by luck.
+     * heap memory, which is copied to native memory before it reaches the socket), lands where copies run slowly.
+     * A CPU copying forward slows down by up to a fifth when the destination runs 1 to 63 bytes ahead of the source
+     * modulo the page size (loads look dependent on earlier stores to the same page offset: "4K aliasing"; it is
+     * measurable with 256 MiB tensors on loopback). A connection with nothing in flight starts the next frame at
+     * the start of a socket page, so the sender's copy runs {@code framePosition - source} ahead, and a receiver's
+     * copy into page-aligned memory (pooled tensors are) runs {@code -framePosition} ahead; a raw socket gets
+     * either for free only by luck.
      */
     private static boolean slowCopy(long framePosition, long source) {
         return (source >= 0 && aliases(framePosition - source)) || aliases(-framePosition);

@@ -1,12 +1,12 @@
 package netutils.serde.json;
 
 import java.io.StringWriter;
+import java.util.Base64;
 import netutils.api.Message;
 import netutils.api.ProtocolException;
 import netutils.api.Tensor;
 import netutils.api.spi.EnvelopeSchema;
 import netutils.api.spi.MessageTextFormat;
-import tools.jackson.core.Base64Variants;
 import tools.jackson.core.JacksonException;
 import tools.jackson.core.JsonGenerator;
 import tools.jackson.core.JsonParser;
@@ -67,9 +67,27 @@ public final class JsonMessageText implements MessageTextFormat {
     public Message read(String text) throws ProtocolException {
         try (JsonParser parser = MAPPER.createParser(text)) {
             return EnvelopeSchema.messageFromText(JacksonTrees.readWhole(parser, "message JSON"),
-                    Base64Variants.MIME_NO_LINEFEEDS::decode);
+                    JsonMessageText::base64);
         } catch (JacksonException e) {
             throw EnvelopeSchema.invalid("message JSON does not parse: " + e.getOriginalMessage());
         }
+    }
+
+    /**
+     * Strict base64 with padding, as the text form specifies and Python's reader requires: Jackson's decoder would
+     * skip whitespace and line breaks inside the data, so a text one side accepts the other refuses.
+     */
+    private static byte[] base64(String text) {
+        byte[] bytes;
+        try {
+            bytes = Base64.getDecoder().decode(text);
+        } catch (IllegalArgumentException e) {
+            throw new IllegalArgumentException("data is not base64: " + e.getMessage(), e);
+        }
+        if (text.length() % 4 != 0) {
+            throw new IllegalArgumentException("data is not base64 with padding: " + text.length()
+                    + " characters, not a multiple of 4");
+        }
+        return bytes;
     }
 }

@@ -55,6 +55,12 @@ class JsonTextTest {
                 .hasMessageContaining("needs 8 bytes, data has 3");
         assertThatThrownBy(() -> Frames.fromJson("{not json"))
                 .hasMessageContaining("does not parse");
+        for (String data : new String[] {"AA\\n==", "AA", "AA==\\n", "A A=", "AA=A", "AA==AA==", "AAAA=", "AAA=="}) {
+            // strict base64 with padding, the same inputs Python's from_json refuses (test_roundtrip.py)
+            assertThatThrownBy(() -> Frames.fromJson("{\"type\":\"mask\",\"tensors\":[{\"name\":\"m\","
+                    + "\"dtype\":\"U8\",\"shape\":[1],\"data\":\"" + data + "\"}]}"))
+                    .as(data).isInstanceOf(ProtocolException.class).hasMessageContaining("tensors[0] ('m'): data is not base64");
+        }
         assertThatThrownBy(() -> Frames.fromJson(null))
                 .isInstanceOf(NullPointerException.class).hasMessage("json text to read a message from is null");
     }
