@@ -31,6 +31,8 @@ _IOV_MAX = 1024
 #: frames up to this size are joined into one buffer and sent with one call; larger ones go out with
 #: sendmsg straight from tensor memory
 _JOIN_LIMIT = 64 * 1024
+#: bytes per sendmsg call at most
+_WRITE_CALL = 4 * 1024 * 1024
 #: the receive buffer: a small frame arrives with one recv; larger tensors are read straight into their arrays
 _RECV_BUFFER = 256 * 1024
 
@@ -400,7 +402,14 @@ class NetworkConnection:
         sock = self._sock
         index = 0
         while index < len(buffers):
-            batch = buffers[index:index + _IOV_MAX]
+            # calls of at most _WRITE_CALL bytes: one sendmsg of a whole large tensor moves it slower (as Java's
+            # client, which writes 4 MiB calls)
+            batch, room = [], _WRITE_CALL
+            for buffer in buffers[index:index + _IOV_MAX]:
+                batch.append(buffer if len(buffer) <= room else buffer[:room])
+                room -= len(batch[-1])
+                if not room:
+                    break
             try:
                 # a blocking sendmsg queues everything it is given unless SO_SNDTIMEO passes without progress
                 sent = sock.sendmsg(batch) if len(batch) > 1 else sock.send(batch[0])

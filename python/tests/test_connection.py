@@ -299,3 +299,34 @@ def test_request_has_a_default_deadline():
             client.request(Message(MessageType.mask))
         assert time.monotonic() - start < 3
     assert NetworkConnection("127.0.0.1", 1).request_timeout == 120.0
+
+
+def test_large_frames_go_out_in_bounded_calls_and_arrive_whole(monkeypatch):
+    # tensors that straddle the 4 MiB call boundary in every way, and a small one between them
+    rng = numpy.random.default_rng(5)
+    tensors = {"a": rng.integers(0, 255, (3 << 20) + 7, dtype=numpy.uint8),
+               "b": rng.integers(0, 255, 1, dtype=numpy.uint8),
+               "c": rng.integers(0, 255, (9 << 20) + 64, dtype=numpy.uint8)}
+    message = Message(MessageType.KV_cache, tensors)
+    calls = []
+    with serving(of_requests(lambda request: request), tensors="numpy") as server, \
+            NetworkConnection("127.0.0.1", server.port, tensors="numpy") as connection:
+        real = connection._sock
+
+        class Counting:
+            def __getattr__(self, name):
+                return getattr(real, name)
+
+            def sendmsg(self, buffers):
+                calls.append(sum(len(memoryview(b).cast("B")) for b in buffers))
+                return real.sendmsg(buffers)
+
+            def send(self, data):
+                calls.append(len(memoryview(data).cast("B")))
+                return real.send(data)
+
+        monkeypatch.setattr(connection, "_sock", Counting())
+        reply = connection.request(message)
+    assert Message(reply.type, reply.tensors) == Message(message.type, message.tensors)
+    assert max(calls) <= 4 << 20 and sum(calls) >= (12 << 20) + 71
+

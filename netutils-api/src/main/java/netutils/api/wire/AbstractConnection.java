@@ -1,6 +1,7 @@
 package netutils.api.wire;
 
 import java.io.IOException;
+import java.lang.foreign.MemorySegment;
 import java.lang.foreign.SegmentAllocator;
 import java.time.Duration;
 import java.util.ArrayDeque;
@@ -242,14 +243,15 @@ public abstract class AbstractConnection implements Connection {
     private Optional<Message> awaitMessage(long deadline, SegmentAllocator tensorMemory) throws IOException {
         noteOwnerThread();
         while (true) {
+            Message queued;
             stateLock.lock();
             try {
-                Message queued = inbox.pollFirst();
-                if (queued != null) {
-                    return Optional.of(forReceive(queued));
-                }
+                queued = inbox.pollFirst();
             } finally {
                 stateLock.unlock();
+            }
+            if (queued != null) {
+                return Optional.of(intoCallerMemory(forReceive(queued), tensorMemory));
             }
             ensureOpen();
             long remaining = deadline == Long.MAX_VALUE ? Long.MAX_VALUE : deadline - System.nanoTime();
@@ -270,6 +272,41 @@ public abstract class AbstractConnection implements Connection {
             } else {
                 awaitChange(remaining, () -> !hasInbox());
             }
+        }
+    }
+
+    /**
+     * A message for {@code receive(tensorMemory)} that another thread read first (the background reader that
+     * answers pings while the owner is busy, or a caller waiting for its reply) lies in pooled memory: its tensors
+     * are copied into {@code tensorMemory}, as {@code receive(allocator)} promises (a caller may read its buffer
+     * rather than the message), and the pooled memory goes back at once.
+     */
+    private Message intoCallerMemory(Message message, SegmentAllocator tensorMemory) throws IOException {
+        if (tensorMemory == null || message.tensors().isEmpty()) {
+            return message;
+        }
+        try (message) {
+            Message.Builder copy = Message.builder(message.type()).id(message.id().orElse(null))
+                    .replyTo(message.replyTo().orElse(null));
+            message.meta().forEach(copy::meta);
+            for (Map.Entry<String, Tensor> named : message.tensors().entrySet()) {
+                Tensor tensor = named.getValue();
+                MemorySegment data;
+                try {
+                    data = tensorMemory.allocate(tensor.byteSize(), Frames.DATA_ALIGNMENT);
+                } catch (RuntimeException | OutOfMemoryError e) {
+                    throw fail(new IOException("the tensor allocator could not provide " + tensor.byteSize()
+                            + " bytes for tensor '" + named.getKey() + "': " + e.getMessage(), e));
+                }
+                if (data.byteSize() != tensor.byteSize() || data.isReadOnly()) {
+                    throw fail(new IOException("the tensor allocator returned " + data.byteSize() + " bytes"
+                            + (data.isReadOnly() ? " of read-only memory" : "") + " for tensor '" + named.getKey()
+                            + "', which needs " + tensor.byteSize()));
+                }
+                MemorySegment.copy(tensor.data(), 0, data, 0, tensor.byteSize());
+                copy.tensor(named.getKey(), Tensor.wrap(tensor.dtype(), data, tensor.shape()));
+            }
+            return copy.build();
         }
     }
 

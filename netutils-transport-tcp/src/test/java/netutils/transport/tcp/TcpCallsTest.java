@@ -4,6 +4,10 @@ import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import java.io.IOException;
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.SegmentAllocator;
+import java.lang.foreign.ValueLayout;
 import java.io.InputStream;
 import java.net.InetAddress;
 import java.net.InetSocketAddress;
@@ -23,6 +27,7 @@ import java.util.concurrent.atomic.AtomicInteger;
 import netutils.api.Connection;
 import netutils.api.ConnectionClosedException;
 import netutils.api.ConnectionHandler;
+import netutils.api.DType;
 import netutils.api.DeadlineExceededException;
 import netutils.api.Message;
 import netutils.api.MessageType;
@@ -340,10 +345,39 @@ class TcpCallsTest {
                 Message pushed = client.receive(java.lang.foreign.SegmentAllocator.slicingAllocator(own));
                 assertThat(pushed.type()).isEqualTo(push);
                 assertThat(pushed.data().longValue()).isEqualTo(7);
+                assertThat(pushed.data().data().address() - own.address()).as("in the receiver's memory")
+                        .isBetween(0L, own.byteSize() - 8);
                 Message reply = call.get(10, TimeUnit.SECONDS);
                 assertThat(reply.data().longValue()).isEqualTo(i);
                 assertThat(reply.meta("k")).contains("v");
             }
+        }
+    }
+
+    @Test
+    void aMessageReadInTheBackgroundWhileItsReceiverWasBusyStillArrivesInTheReceiversMemory() throws Exception {
+        // The client computes for longer than the idle-reader delay (1 s) before it receives: a background reader,
+        // there to answer pings meanwhile, reads the message into pooled memory. receive(allocator) must still put
+        // the tensors in the caller's memory, where a caller that reads its buffer rather than the message looks.
+        byte[] payload = new byte[1 << 20];
+        ThreadLocalRandom.current().nextBytes(payload);
+        ConnectionHandler pushOnce = connection -> {
+            connection.send(Message.of(MessageType.KV_CACHE, Tensor.ofBytes(DType.U8, payload, payload.length)));
+            try {
+                connection.receive();
+            } catch (ConnectionClosedException done) {
+                // the client left
+            }
+        };
+        try (TcpServer server = TcpServer.bind(0).serve(pushOnce);
+                Connection client = TcpClient.connect("127.0.0.1", server.port());
+                Arena arena = Arena.ofConfined()) {
+            MemorySegment own = arena.allocate(2 << 20, 64);
+            Thread.sleep(1_700);
+            Message message = client.receive(SegmentAllocator.slicingAllocator(own));
+            long at = message.data().data().address() - own.address();
+            assertThat(at).as("offset of the tensor in the receiver's memory").isBetween(0L, own.byteSize() - payload.length);
+            assertThat(own.asSlice(at, payload.length).toArray(ValueLayout.JAVA_BYTE)).isEqualTo(payload);
         }
     }
 }
