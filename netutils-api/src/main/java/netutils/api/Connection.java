@@ -62,7 +62,7 @@ public interface Connection extends AutoCloseable {
      *
      * <pre>{@code
      * try (Arena arena = Arena.ofConfined()) {
-     *     MemorySegment buffer = arena.allocate(512L << 20, 64);
+     *     MemorySegment buffer = arena.allocate(512L << 20, 4096); // page-aligned copies are the fast ones
      *     while (running) {
      *         Message m = connection.receive(SegmentAllocator.slicingAllocator(buffer));
      *         use(m); // its tensors are overwritten by the next receive
