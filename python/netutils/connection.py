@@ -130,19 +130,27 @@ class _SocketSource:
         clean end of stream."""
         if self.end > self.start:
             return True
-        if timeout is not None:
-            _set_timeout(self.sock, socket.SO_RCVTIMEO, timeout)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        shortened = False
         try:
             while True:
+                if deadline is not None:
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        return False
+                    # The socket already gives up after read_timeout and the loop then looks at the deadline:
+                    # only a shorter wait needs a timeout of its own (two system calls saved on every call with
+                    # the default timeouts).
+                    if self.read_timeout is None or remaining < self.read_timeout:
+                        _set_timeout(self.sock, socket.SO_RCVTIMEO, remaining)
+                        shortened = True
                 try:
                     count = self._recv_into(self.view)
                     break
                 except _Stalled:
-                    if timeout is not None:
-                        return False
-                    # no frame for read_timeout: between frames that is fine, wait on (idle_timeout is None)
+                    pass  # the deadline, or read_timeout between frames (fine: wait on)
         finally:
-            if timeout is not None:
+            if shortened:
                 _set_timeout(self.sock, socket.SO_RCVTIMEO, self.read_timeout)
         if count == 0:
             return None

@@ -320,6 +320,25 @@ def test_peer_that_stalls_mid_frame_times_out_after_the_read_timeout():
     listener.close()
 
 
+def test_a_receive_timeout_longer_or_shorter_than_the_read_timeout_is_kept():
+    # between frames the socket gives up after read_timeout (0.2 s) and the wait goes on to the caller's timeout
+    raw_frame = Message(MessageType.KV_index, numpy.array(3, dtype=numpy.int64)).to_raw_message()
+    listener = socket.create_server(("127.0.0.1", 0))
+    accepted = []
+    threading.Thread(target=lambda: accepted.append(listener.accept()[0])).start()
+    with NetworkConnection("127.0.0.1", listener.getsockname()[1], read_timeout=0.2) as client:
+        for timeout in (0.7, 0.05):
+            start = time.monotonic()
+            assert client.receive_data(timeout=timeout) is None
+            assert timeout <= time.monotonic() - start < timeout + 1.5
+        threading.Timer(0.5, lambda: accepted[0].sendall(raw_frame)).start()
+        start = time.monotonic()
+        assert int(client.receive_data(timeout=2).data) == 3  # arrives after two read timeouts
+        assert 0.5 <= time.monotonic() - start < 1.9
+        assert client.is_open
+    accepted[0].close()
+    listener.close()
+
 def test_a_peer_reset_in_mid_tensor_frees_the_tensor_at_once():
     # The reset's exception used to hold the frames of the failed read in a reference cycle, and with them the
     # tensor being filled: a server kept hundreds of MiB per vanished peer until the cycle collector ran.
