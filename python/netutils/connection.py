@@ -86,7 +86,7 @@ class _Stalled(Exception):
 
 
 def _set_timeout(sock, option, seconds):
-    """A kernel-side timeout for one direction (SO_RCVTIMEO / SO_SNDTIMEO); None or 0 waits forever."""
+    """A kernel-side timeout for one direction (SO_RCVTIMEO / SO_SNDTIMEO); None waits forever, 0 one microsecond."""
     if seconds is None:
         whole, micros = 0, 0
     else:
@@ -131,19 +131,20 @@ class _SocketSource:
         if self.end > self.start:
             return True
         deadline = None if timeout is None else time.monotonic() + timeout
-        shortened = False
+        shortened = tried = False
         try:
             while True:
                 if deadline is not None:
                     remaining = deadline - time.monotonic()
-                    if remaining <= 0:
+                    if remaining <= 0 and tried:
                         return False
                     # The socket already gives up after read_timeout and the loop then looks at the deadline:
                     # only a shorter wait needs a timeout of its own (two system calls saved on every call with
-                    # the default timeouts).
+                    # the default timeouts). A spent timeout still looks once (1 us): a frame may be waiting.
                     if self.read_timeout is None or remaining < self.read_timeout:
-                        _set_timeout(self.sock, socket.SO_RCVTIMEO, remaining)
+                        _set_timeout(self.sock, socket.SO_RCVTIMEO, max(remaining, 0))
                         shortened = True
+                tried = True
                 try:
                     count = self._recv_into(self.view)
                     break

@@ -327,17 +327,24 @@ def test_a_receive_timeout_longer_or_shorter_than_the_read_timeout_is_kept():
     accepted = []
     threading.Thread(target=lambda: accepted.append(listener.accept()[0])).start()
     with NetworkConnection("127.0.0.1", listener.getsockname()[1], read_timeout=0.2) as client:
-        for timeout in (0.7, 0.05):
+        for timeout in (0.7, 0.05, 0):
             start = time.monotonic()
             assert client.receive_data(timeout=timeout) is None
             assert timeout <= time.monotonic() - start < timeout + 1.5
-        threading.Timer(0.5, lambda: accepted[0].sendall(raw_frame)).start()
+        # the read timeout is back for frames that have begun
+        assert client._sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, 16) == struct.pack("@ll", 0, 200000)
         start = time.monotonic()
+        threading.Timer(0.5, lambda: accepted[0].sendall(raw_frame)).start()
         assert int(client.receive_data(timeout=2).data) == 3  # arrives after two read timeouts
-        assert 0.5 <= time.monotonic() - start < 1.9
+        assert 0.45 <= time.monotonic() - start < 1.9
+        # a frame already waiting is taken even with no time left to wait
+        accepted[0].sendall(raw_frame)
+        time.sleep(0.2)
+        assert int(client.receive_data(timeout=0).data) == 3
         assert client.is_open
     accepted[0].close()
     listener.close()
+
 
 def test_a_peer_reset_in_mid_tensor_frees_the_tensor_at_once():
     # The reset's exception used to hold the frames of the failed read in a reference cycle, and with them the

@@ -290,7 +290,7 @@ public final class FrameDecoder {
             } catch (OutOfMemoryError e) {
                 throw new IOException("cannot allocate " + entry.nbytes() + " bytes for tensor '" + entry.name()
                         + "': " + e.getMessage() + " (received tensors are native memory; raise -XX:MaxDirectMemorySize)", e);
-            } catch (IndexOutOfBoundsException | IllegalArgumentException e) {
+            } catch (RuntimeException e) { // a slicing allocator that is full, a closed arena, another thread's arena
                 throw new IOException("the tensor allocator could not provide " + entry.nbytes() + " bytes for tensor '"
                         + entry.name() + "': " + e.getMessage(), e);
             }

@@ -355,25 +355,37 @@ class TcpCallsTest {
     }
 
     @Test
-    void aMessageReadInTheBackgroundWhileItsReceiverWasBusyStillArrivesInTheReceiversMemory() throws Exception {
-        // The client computes for longer than the idle-reader delay (1 s) before it receives: a background reader,
-        // there to answer pings meanwhile, reads the message into pooled memory. receive(allocator) must still put
-        // the tensors in the caller's memory, where a caller that reads its buffer rather than the message looks.
+    void aMessageReadByAnotherThreadFirstStillArrivesInTheReceiversMemory() throws Exception {
+        // The server pushes a message, then answers the client's request: the requesting thread reads the push
+        // first and queues it in pooled memory (as the background reader that answers pings while a receiver is
+        // busy does). receive(allocator) must still put its tensors in the caller's memory, where a caller that
+        // reads its buffer rather than the message looks.
         byte[] payload = new byte[1 << 20];
         ThreadLocalRandom.current().nextBytes(payload);
-        ConnectionHandler pushOnce = connection -> {
-            connection.send(Message.of(MessageType.KV_CACHE, Tensor.ofBytes(DType.U8, payload, payload.length)));
+        ConnectionHandler pushThenAnswer = connection -> {
             try {
-                connection.receive();
+                while (true) {
+                    Message request = connection.receive();
+                    if (request.data().longValue() == 1) {
+                        connection.send(Message.of(MessageType.KV_CACHE,
+                                Tensor.ofBytes(DType.U8, payload, payload.length)));
+                    }
+                    connection.send(Message.builder(MessageType.KV_INDEX).tensor("data", request.data())
+                            .replyTo(request).build());
+                }
             } catch (ConnectionClosedException done) {
                 // the client left
             }
         };
-        try (TcpServer server = TcpServer.bind(0).serve(pushOnce);
+        try (TcpServer server = TcpServer.bind(0).serve(pushThenAnswer);
                 Connection client = TcpClient.connect("127.0.0.1", server.port());
                 Arena arena = Arena.ofConfined()) {
-            MemorySegment own = arena.allocate(2 << 20, 64);
-            Thread.sleep(1_700);
+            // the first answer shows that this peer sets reply_to, so the push is not taken for the second's
+            for (long call = 0; call < 2; call++) {
+                assertThat(client.request(Message.of(MessageType.KV_INDEX, Tensor.scalar(call))).data().longValue())
+                        .isEqualTo(call);
+            }
+            MemorySegment own = arena.allocate(2 << 20, 4096);
             Message message = client.receive(SegmentAllocator.slicingAllocator(own));
             long at = message.data().data().address() - own.address();
             assertThat(at).as("offset of the tensor in the receiver's memory").isBetween(0L, own.byteSize() - payload.length);
