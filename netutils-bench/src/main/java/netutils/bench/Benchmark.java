@@ -99,7 +99,8 @@ public final class Benchmark {
         results.machine = String.format("%d cores, %s %s, JDK %s", Runtime.getRuntime().availableProcessors(),
                 System.getProperty("os.name"), System.getProperty("os.version"), Runtime.version());
         System.out.println("netutils benchmark: " + results.machine + (quick ? " (--quick)" : ""));
-        System.out.println("Netty transport: " + NettyStack.transport() + "; CPU time from " + CpuClock.source());
+        System.out.println("Netty transport: " + NettyStack.transport() + "; CPU time from " + CpuClock.source()
+                + "; 256 MiB payload " + payloadPageOffset() + " bytes past a page boundary");
         System.out.println("netutils: explicit release of received messages "
                 + (NetutilsStack.canRelease() ? "available" : "not in this API yet (messages are left to the GC)")
                 + "; Connection.requestAsync " + (NetutilsStack.hasRequestAsync() ? "available" : "not in this API yet"));
@@ -131,13 +132,26 @@ public final class Benchmark {
         Report.write(results, out, quick);
     }
 
-    /** The 256 MiB message every large stack sends: a pattern, so that no layer can shortcut zeros. */
+    /**
+     * The 256 MiB message every large stack sends: a pattern, so that no layer can shortcut zeros. It starts
+     * {@code -Dbench.payloadPageOffset} bytes past a page boundary (64 by default, where this JVM's allocator put
+     * it in earlier runs): where a copy's source lies relative to its destination modulo 4096 moves every stack's
+     * throughput, raw sockets' too (docs/PROTOCOL.md, "Where a writer puts large tensors").
+     */
     private static MemorySegment payload() {
-        MemorySegment payload = Arena.global().allocate(LARGE, 64);
+        MemorySegment payload = Arena.global().allocate(LARGE + 4096, 4096).asSlice(payloadPageOffset(), LARGE);
         for (long i = 0; i < LARGE; i += 8) {
             payload.set(ValueLayout.JAVA_LONG_UNALIGNED, i, i * 0x9E3779B97F4A7C15L);
         }
         return payload;
+    }
+
+    private static long payloadPageOffset() {
+        long offset = Long.getLong("bench.payloadPageOffset", 64);
+        if (offset < 0 || offset > 4095) {
+            throw new IllegalArgumentException("-Dbench.payloadPageOffset must be 0 to 4095, not " + offset);
+        }
+        return offset;
     }
 
     /** Memory to receive one large message into, with a little room for netutils' alignment. */
