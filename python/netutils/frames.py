@@ -120,10 +120,9 @@ def encode(message, serializer="json", checksum_body=False):
             break
         data_start = moved
     body_length = data_start + _data_end(views, offsets)
-    if body_length > MAX_BODY_LENGTH:  # placing added padding (a few hundred bytes a tensor at most): go back
+    if body_length > MAX_BODY_LENGTH:  # placing added padding (a few hundred bytes a tensor): the plain one fits
         offsets, env, data_start = plain, plain_env, plain_start
         body_length = data_start + _data_end(views, offsets)
-        _check_body_length(body_length)
     tensors, end = [], 0
     for start, data in zip(offsets, views):
         tensors.append((start - end, data))

@@ -286,27 +286,16 @@ public abstract class AbstractConnection implements Connection {
             return message;
         }
         try (message) {
-            Message.Builder copy = Message.builder(message.type()).id(message.id().orElse(null))
-                    .replyTo(message.replyTo().orElse(null));
-            message.meta().forEach(copy::meta);
-            for (Map.Entry<String, Tensor> named : message.tensors().entrySet()) {
-                Tensor tensor = named.getValue();
+            return withTensors(message, (name, tensor) -> {
                 MemorySegment data;
                 try {
-                    data = tensorMemory.allocate(tensor.byteSize(), Frames.DATA_ALIGNMENT);
-                } catch (RuntimeException | OutOfMemoryError e) {
-                    throw fail(new IOException("the tensor allocator could not provide " + tensor.byteSize()
-                            + " bytes for tensor '" + named.getKey() + "': " + e.getMessage(), e));
-                }
-                if (data.byteSize() != tensor.byteSize() || data.isReadOnly()) {
-                    throw fail(new IOException("the tensor allocator returned " + data.byteSize() + " bytes"
-                            + (data.isReadOnly() ? " of read-only memory" : "") + " for tensor '" + named.getKey()
-                            + "', which needs " + tensor.byteSize()));
+                    data = FrameDecoder.allocateTensor(tensorMemory, tensor.byteSize(), name);
+                } catch (IOException e) {
+                    throw fail(e); // as when the frame is read into it: the connection ends
                 }
                 MemorySegment.copy(tensor.data(), 0, data, 0, tensor.byteSize());
-                copy.tensor(named.getKey(), Tensor.wrap(tensor.dtype(), data, tensor.shape()));
-            }
-            return copy.build();
+                return Tensor.wrap(tensor.dtype(), data, tensor.shape());
+            });
         }
     }
 
@@ -677,11 +666,24 @@ public abstract class AbstractConnection implements Connection {
     }
 
     private static Message copyToOwnMemory(Message message) {
+        return withTensors(message, (name, tensor) -> Tensor.copyOf(tensor.dtype(), tensor.data(), tensor.shape()));
+    }
+
+    /** What {@link #withTensors} puts in place of each tensor. */
+    @FunctionalInterface
+    private interface TensorReplacement<E extends Exception> {
+        Tensor replace(String name, Tensor tensor) throws E;
+    }
+
+    /** {@code message} with each tensor replaced, in order; its type, id, reply_to and meta kept. */
+    private static <E extends Exception> Message withTensors(Message message, TensorReplacement<E> replacement)
+            throws E {
         Message.Builder copy = Message.builder(message.type()).id(message.id().orElse(null))
                 .replyTo(message.replyTo().orElse(null));
         message.meta().forEach(copy::meta);
-        message.tensors().forEach((name, tensor) ->
-                copy.tensor(name, Tensor.copyOf(tensor.dtype(), tensor.data(), tensor.shape())));
+        for (Map.Entry<String, Tensor> named : message.tensors().entrySet()) {
+            copy.tensor(named.getKey(), replacement.replace(named.getKey(), named.getValue()));
+        }
         return copy.build();
     }
 

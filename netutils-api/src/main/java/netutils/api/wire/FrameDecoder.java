@@ -184,6 +184,29 @@ public final class FrameDecoder {
     }
 
     /** The state of reading one body. */
+    /**
+     * {@code bytes} of writable memory from {@code tensorMemory} for tensor {@code name}, 64-byte aligned; whatever
+     * the allocator does wrong (runs out, hands back the wrong size or read-only memory, throws) is an IOException
+     * that names the tensor. Also used where a received message is copied into a caller's memory.
+     */
+    static MemorySegment allocateTensor(SegmentAllocator tensorMemory, long bytes, String name) throws IOException {
+        try {
+            MemorySegment data = tensorMemory.allocate(bytes, Frames.DATA_ALIGNMENT);
+            if (data.byteSize() != bytes || data.isReadOnly()) {
+                throw new IOException("the tensor allocator returned " + data.byteSize() + " bytes"
+                        + (data.isReadOnly() ? " of read-only memory" : "") + " for tensor '" + name
+                        + "', which needs " + bytes);
+            }
+            return data;
+        } catch (OutOfMemoryError e) {
+            throw new IOException("cannot allocate " + bytes + " bytes for tensor '" + name
+                    + "': " + e.getMessage() + " (received tensors are native memory; raise -XX:MaxDirectMemorySize)", e);
+        } catch (RuntimeException e) { // a slicing allocator that is full, a closed arena, another thread's arena
+            throw new IOException("the tensor allocator could not provide " + bytes + " bytes for tensor '"
+                    + name + "': " + e.getMessage(), e);
+        }
+    }
+
     private static final class BodyReader {
         private final FrameSource source;
         private final FrameHeader header;
@@ -240,7 +263,7 @@ public final class FrameDecoder {
             for (int i = 0; i < entries.size(); i++) {
                 Envelope.Entry entry = entries.get(i);
                 skipTo(dataStart + entry.offset());
-                MemorySegment data = allocate(entry);
+                MemorySegment data = allocateTensor(tensorMemory, entry.nbytes(), entry.name());
                 readTensor(data, entry);
                 builder.tensor(entry.name(), Tensor.wrap(dtypes[i], data, entry.shape()));
             }
@@ -275,24 +298,6 @@ public final class FrameDecoder {
                 return builder;
             } catch (IllegalArgumentException | NullPointerException e) {
                 throw new ProtocolException(Kind.MALFORMED_ENVELOPE, "envelope is invalid: " + e.getMessage(), e);
-            }
-        }
-
-        private MemorySegment allocate(Envelope.Entry entry) throws IOException {
-            try {
-                MemorySegment data = tensorMemory.allocate(entry.nbytes(), Frames.DATA_ALIGNMENT);
-                if (data.byteSize() != entry.nbytes() || data.isReadOnly()) {
-                    throw new IOException("the tensor allocator returned " + data.byteSize() + " bytes"
-                            + (data.isReadOnly() ? " of read-only memory" : "") + " for tensor '" + entry.name()
-                            + "', which needs " + entry.nbytes());
-                }
-                return data;
-            } catch (OutOfMemoryError e) {
-                throw new IOException("cannot allocate " + entry.nbytes() + " bytes for tensor '" + entry.name()
-                        + "': " + e.getMessage() + " (received tensors are native memory; raise -XX:MaxDirectMemorySize)", e);
-            } catch (RuntimeException e) { // a slicing allocator that is full, a closed arena, another thread's arena
-                throw new IOException("the tensor allocator could not provide " + entry.nbytes() + " bytes for tensor '"
-                        + entry.name() + "': " + e.getMessage(), e);
             }
         }
 
