@@ -456,6 +456,7 @@ public abstract class AbstractConnection implements Connection {
         lastReceivedNanos = now;
         pingSentNanos = 0; // any frame shows the peer is alive
         if (message.type().equals(PING)) {
+            message.close(); // a ping carries nothing the answer needs; any tensors it brought go back at once
             try {
                 send(Message.builder(PONG).replyTo(message).build());
             } catch (IOException e) {
@@ -464,6 +465,7 @@ public abstract class AbstractConnection implements Connection {
             return null;
         }
         if (message.type().equals(PONG)) {
+            message.close();
             return null;
         }
         return message;
@@ -537,12 +539,18 @@ public abstract class AbstractConnection implements Connection {
         }
     }
 
+    /**
+     * The exception that an {@code error} message stands for. The message itself is closed: its code and detail are
+     * all that is kept, and tensors a peer attached to it would otherwise hold pooled memory until collected.
+     */
     private static RemoteErrorException remoteError(Message message) {
         try {
             RemoteErrors.check(message);
             throw new IllegalStateException("not an error message: " + message);
         } catch (RemoteErrorException e) {
             return e;
+        } finally {
+            message.close();
         }
     }
 
