@@ -7,6 +7,7 @@ and no call waits in poll() first.
 """
 
 import collections
+import copy
 import errno
 import itertools
 import logging
@@ -44,10 +45,13 @@ _MAX_EXPIRED = 4096
 class _Call:
     """One request waiting for its answer; written under the connection's _state."""
 
-    __slots__ = ("id", "done", "reply", "error")
+    __slots__ = ("id", "done", "reply", "error", "plain_sends_before")
 
     def __init__(self, call_id):
         self.id = call_id
+        # send_data() messages sent between the previous call in _send_order and this one whose answers an in-order
+        # peer still owes (under _state)
+        self.plain_sends_before = 0
         self.done = False
         self.reply = None
         self.error = None
@@ -287,6 +291,9 @@ class NetworkConnection:
         self._reader_busy = False
         self._calls = {}  # id -> _Call still waiting
         self._send_order = collections.deque()  # calls in the order sent, while the peer answers in order
+        # send_data() messages after the newest call in _send_order (all, when none) whose answers an in-order peer
+        # still owes: it answers them before any later call (as Java's AbstractConnection)
+        self._plain_sends_after_last_call = 0
         self._expired = collections.OrderedDict()  # ids of calls that stopped waiting: their answers are dropped
         self._late_replies = 0
         self._fatal = None  # the error that ended the connection, for every waiter
@@ -385,6 +392,26 @@ class NetworkConnection:
         A message too large for a frame raises FrameTooLargeError before anything is sent; a peer that takes
         nothing for ``write_timeout`` raises NetworkTimeout and closes the connection.
         """
+        if self._peer_correlates:
+            self._send_frame(message)
+            return
+        # A peer that answers in order (the original module) answers this message too, before any call made after
+        # it: that answer is for receive_data, not for the next call. Counted before the write (a reader may find
+        # the answer at once), in the order of writing.
+        with self._order_lock:
+            with self._state:
+                self._plain_sends_after_last_call += 1
+            try:
+                self._send_frame(message)
+            except BaseException:
+                with self._state:  # refused before anything went (too large, say): nothing is owed for it
+                    self._plain_sends_after_last_call = max(0, self._plain_sends_after_last_call - 1)
+                raise
+
+    send = send_data
+
+    def _send_frame(self, message):
+        """Writes ``message`` as one frame (send_data without counting what an in-order peer owes)."""
         serializer = self.serializer
         if serializer is None:
             serializer = envelope.NAMES.get(self._last_serializer, "json")
@@ -399,8 +426,6 @@ class NetworkConnection:
                     raise NetworkTimeout("write timed out: no progress for %s s (sending %s, peer %s)"
                                          % (_seconds(self.write_timeout), message.type, self.peer)) from None
                 raise
-
-    send = send_data
 
     def _write(self, frame):
         buffers = frame.buffers()
@@ -499,7 +524,7 @@ class NetworkConnection:
             raise
         try:
             if message is not None and message.type == _PING:
-                self.send_data(Message(_PONG, reply_to=message.id))
+                self._send_frame(Message(_PONG, reply_to=message.id))
         finally:
             with self._state:
                 self._reader_busy = False
@@ -508,12 +533,25 @@ class NetworkConnection:
                 self._state.notify_all()
         return message
 
+    def _owes_a_call(self):
+        """Under _state, for a peer that answers in order and a message without reply_to: whether that message
+        answers the oldest call sent. False when no call waits, or when the peer still owes answers to send_data()
+        messages sent before that call: the message is one of those (counted off here), for receive_data."""
+        oldest = self._send_order[0] if self._send_order else None
+        if oldest is not None and oldest.plain_sends_before > 0:
+            oldest.plain_sends_before -= 1
+            return False
+        if oldest is None:
+            self._plain_sends_after_last_call = max(0, self._plain_sends_after_last_call - 1)
+            return False
+        return True
+
     def _route(self, message, in_callers_buffer):
         """Under _state: gives a message to the call it answers, drops a late answer, or queues it for
         receive_data (as Java's AbstractConnection.route)."""
         reply_to = message.reply_to
         is_error = message.type == MessageType.error
-        if reply_to is None and not is_error and not self._peer_correlates and self._send_order:
+        if reply_to is None and not is_error and not self._peer_correlates and self._owes_a_call():
             # An in-order peer's next message answers the oldest call sent, even one that stopped waiting.
             oldest = self._send_order.popleft()
             if self._calls.get(oldest.id) is oldest:
@@ -526,6 +564,7 @@ class NetworkConnection:
         if reply_to is not None and not self._peer_correlates:
             self._peer_correlates = True
             self._send_order.clear()
+            self._plain_sends_after_last_call = 0
         if reply_to is not None:
             call = self._calls.pop(reply_to, None)
             if call is not None:
@@ -645,6 +684,9 @@ class NetworkConnection:
         an answer that comes later is dropped and counted in ``late_replies``), and RemoteError when the peer
         answered with an ``error`` message."""
         if message.id is None:
+            # a copy with the id: the caller's message stays as it was (as in Java), so that one message can be
+            # sent by several threads at once
+            message = copy.copy(message)
             message.id = "py-%x-%d" % (id(self), next(self._next_call))
         if timeout is None:
             timeout = self.request_timeout
@@ -657,21 +699,22 @@ class NetworkConnection:
             self._calls[message.id] = call
         try:
             if self._peer_correlates:
-                self.send_data(message)
+                self._send_frame(message)
             else:
                 # An in-order peer answers in the order the calls were sent: the call takes its place before it is
                 # sent (its answer may be read by another thread at once), one sender at a time.
                 with self._order_lock:
                     with self._state:
+                        call.plain_sends_before = self._plain_sends_after_last_call
+                        self._plain_sends_after_last_call = 0
                         self._send_order.append(call)
-                    self.send_data(message)
+                    self._send_frame(message)
         except BaseException:
             with self._state:
                 self._calls.pop(message.id, None)
-                try:
-                    self._send_order.remove(call)
-                except ValueError:
-                    pass
+                if self._send_order and self._send_order[-1] is call:  # not sent: give back what it counted
+                    self._send_order.pop()
+                    self._plain_sends_after_last_call += call.plain_sends_before
             raise
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:

@@ -99,6 +99,13 @@ public abstract class AbstractConnection implements Connection {
     private final AtomicLong lateReplies = new AtomicLong();
     /** Calls in the order their requests went out, while the peer has never set {@code reply_to}. */
     private final ArrayDeque<Call> sendOrder = new ArrayDeque<>(); // guarded by itself
+    /**
+     * Messages sent with {@link #send} after the newest call in {@link #sendOrder} (all of them when there is none)
+     * whose answers a peer that answers in order still owes; guarded by {@link #sendOrder}.
+     */
+    private long plainSendsAfterLastCall;
+    /** Makes taking a place in {@link #sendOrder} and writing one step, for a peer that answers in order. */
+    private final ReentrantLock orderedSending = new ReentrantLock();
     private volatile boolean peerCorrelates;
     private final AtomicBoolean pumping = new AtomicBoolean();
     private final AtomicBoolean closed = new AtomicBoolean();
@@ -216,6 +223,35 @@ public abstract class AbstractConnection implements Connection {
     public void send(Message message) throws IOException {
         Objects.requireNonNull(message, "message");
         ensureOpen();
+        if (peerCorrelates) {
+            sendControl(message);
+            return;
+        }
+        // An in-order peer (the original module) answers this message too, before it answers any call made after
+        // it: that answer is for receive(), not for the next call. Counted before the write, which a reader may
+        // answer at once, and in the order of writing (orderedSending).
+        orderedSending.lock();
+        try {
+            synchronized (sendOrder) {
+                plainSendsAfterLastCall++;
+            }
+            try {
+                sendControl(message);
+            } catch (IOException | RuntimeException e) {
+                synchronized (sendOrder) { // refused before any byte went (too large, say): nothing is owed for it
+                    if (plainSendsAfterLastCall > 0) {
+                        plainSendsAfterLastCall--;
+                    }
+                }
+                throw e;
+            }
+        } finally {
+            orderedSending.unlock();
+        }
+    }
+
+    /** Sends without counting an answer that an in-order peer would owe: pings, pongs, and calls (counted apart). */
+    private void sendControl(Message message) throws IOException {
         try {
             writeMessage(message);
         } catch (IOException e) {
@@ -389,18 +425,40 @@ public abstract class AbstractConnection implements Connection {
         if (calls.putIfAbsent(id, call) != null) {
             throw new IllegalArgumentException("a call with id '" + id + "' is already outstanding on " + peer);
         }
-        try {
-            if (peerCorrelates) {
-                send(outgoing);
-            } else {
-                synchronized (sendOrder) { // the order of sending is the order an in-order peer answers in
-                    send(outgoing);
-                    sendOrder.addLast(call);
-                }
+        if (peerCorrelates) {
+            try {
+                sendControl(outgoing);
+            } catch (IOException | RuntimeException e) {
+                calls.remove(id);
+                throw e;
             }
-        } catch (IOException | RuntimeException e) {
-            calls.remove(id);
-            throw e;
+            return call;
+        }
+        // The order of sending is the order an in-order peer answers in: the call takes its place before it is
+        // written (a reader may find its answer at once), one sender at a time. The reader takes only sendOrder's
+        // monitor, never this lock, so a long write never stops it from reading (which could deadlock two peers
+        // writing large messages to each other).
+        orderedSending.lock();
+        try {
+            synchronized (sendOrder) {
+                call.plainSendsBefore = plainSendsAfterLastCall;
+                plainSendsAfterLastCall = 0;
+                sendOrder.addLast(call);
+            }
+            try {
+                sendControl(outgoing);
+            } catch (IOException | RuntimeException e) {
+                calls.remove(id);
+                synchronized (sendOrder) {
+                    if (sendOrder.peekLast() == call) { // not sent: give back its place and what it counted
+                        sendOrder.pollLast();
+                        plainSendsAfterLastCall += call.plainSendsBefore;
+                    }
+                }
+                throw e;
+            }
+        } finally {
+            orderedSending.unlock();
         }
         return call;
     }
@@ -458,7 +516,7 @@ public abstract class AbstractConnection implements Connection {
         if (message.type().equals(PING)) {
             message.close(); // a ping carries nothing the answer needs; any tensors it brought go back at once
             try {
-                send(Message.builder(PONG).replyTo(message).build());
+                sendControl(Message.builder(PONG).replyTo(message).build());
             } catch (IOException e) {
                 throw fail(e);
             }
@@ -482,7 +540,7 @@ public abstract class AbstractConnection implements Connection {
         String replyTo = message.replyTo().orElse(null);
         boolean isError = message.type().equals(MessageType.ERROR);
         if (replyTo == null && !isError && !peerCorrelates) {
-            Call oldest = oldestSent();
+            Call oldest = oldestSent();  // null also when this answers a plain send: then it is for receive()
             if (oldest != null) {
                 if (calls.remove(oldest.id, oldest)) {
                     oldest.future.complete(forCall(message, tensorMemory));
@@ -501,6 +559,7 @@ public abstract class AbstractConnection implements Connection {
             peerCorrelates = true;
             synchronized (sendOrder) {
                 sendOrder.clear();
+                plainSendsAfterLastCall = 0;
             }
         }
         if (replyTo != null) {
@@ -531,10 +590,24 @@ public abstract class AbstractConnection implements Connection {
      * The oldest call sent and not yet answered, whether or not it is still waiting, for a peer that never sets
      * {@code reply_to} (the original module, or an older netutils): such a peer answers in order, so its next
      * message answers the oldest call sent, even one whose caller stopped waiting. (Skipping such calls gave the
-     * late answer to the next call: a silently wrong reply.)
+     * late answer to the next call: a silently wrong reply.) Such a peer answers every message, those sent with
+     * {@link #send} too: while it still owes answers to plain sends made before the oldest call, the next message is
+     * one of them, and this returns {@code null} (the message is for {@code receive}).
      */
     private Call oldestSent() {
         synchronized (sendOrder) {
+            Call oldest = sendOrder.peekFirst();
+            long owedBefore = oldest != null ? oldest.plainSendsBefore : plainSendsAfterLastCall;
+            if (owedBefore > 0) {
+                // The peer still owes answers to plain sends made before that call: this is one of them (answering a
+                // send() with the next call's reply gave that call the wrong message, silently).
+                if (oldest != null) {
+                    oldest.plainSendsBefore--;
+                } else {
+                    plainSendsAfterLastCall--;
+                }
+                return null;
+            }
             return sendOrder.pollFirst();
         }
     }
@@ -728,7 +801,7 @@ public abstract class AbstractConnection implements Connection {
             // Not on the shared timer thread: a send may block for the write timeout when the peer does not read.
             helperThread("netutils-ping-" + peer).start(() -> {
                 try {
-                    send(Message.builder(PING).id(idPrefix + "ping").build());
+                    sendControl(Message.builder(PING).id(idPrefix + "ping").build());
                     pumpIfNobodyReads();
                 } catch (IOException | RuntimeException e) {
                     // send() has already closed the connection with the reason.
@@ -837,6 +910,8 @@ public abstract class AbstractConnection implements Connection {
         final String id;
         final Duration deadline;
         final CompletableFuture<Message> future = new CompletableFuture<>();
+        /** Plain sends between the previous call in sendOrder and this one, still owed an answer; under sendOrder. */
+        long plainSendsBefore;
 
         Call(String id, Duration deadline) {
             this.id = id;

@@ -145,6 +145,49 @@ class TcpCallsTest {
     }
 
     @Test
+    void anInOrderPeersAnswerToAPlainSendGoesToReceiveNotToTheNextCall() throws Exception {
+        // The original module answers every message, in order, without reply_to: also those sent with send(). Its
+        // answer to a send() used to complete the next call, which returned 30 for a request of 4 (silently).
+        ConnectionHandler timesTenInOrder = connection -> {
+            while (true) {
+                try (Message request = connection.receive()) {
+                    connection.send(Message.of(MessageType.KV_INDEX, Tensor.scalar(request.data().longValue() * 10)));
+                } catch (ConnectionClosedException done) {
+                    return;
+                }
+            }
+        };
+        try (TcpServer server = TcpServer.bind(0).serve(timesTenInOrder);
+                Connection client = TcpClient.connect("127.0.0.1", server.port())) {
+            client.send(Message.of(MessageType.KV_INDEX, Tensor.scalar(3)));
+            assertThat(valueOf(client.request(Message.of(MessageType.KV_INDEX, Tensor.scalar(4))))).isEqualTo(40);
+            assertThat(valueOf(client.receive())).isEqualTo(30);
+
+            // sends before, between and after calls in flight
+            client.send(Message.of(MessageType.KV_INDEX, Tensor.scalar(1)));
+            client.send(Message.of(MessageType.KV_INDEX, Tensor.scalar(2)));
+            CompletableFuture<Message> five = client.requestAsync(Message.of(MessageType.KV_INDEX, Tensor.scalar(5)));
+            client.send(Message.of(MessageType.KV_INDEX, Tensor.scalar(6)));
+            long seven = valueOf(client.request(Message.of(MessageType.KV_INDEX, Tensor.scalar(7))));
+            client.send(Message.of(MessageType.KV_INDEX, Tensor.scalar(8)));
+            assertThat(valueOf(five.get(10, TimeUnit.SECONDS))).isEqualTo(50);
+            assertThat(seven).isEqualTo(70);
+            List<Long> received = new ArrayList<>();
+            for (int i = 0; i < 4; i++) {
+                received.add(valueOf(client.receive()));
+            }
+            assertThat(received).containsExactly(10L, 20L, 60L, 80L);
+            assertThat(client.lateReplies()).isZero();
+        }
+    }
+
+    private static long valueOf(Message message) {
+        try (message) {
+            return message.data().longValue();
+        }
+    }
+
+    @Test
     void asyncCallsCompleteFailAtTheirDeadlineAndCanBeCancelled() throws Exception {
         try (TcpServer server = TcpServer.bind(0).serve(OUT_OF_ORDER);
                 Connection client = TcpClient.connect("127.0.0.1", server.port())) {
