@@ -421,11 +421,45 @@ class NetworkConnection:
             try:
                 self._write(frame)
             except BaseException as e:
+                cut_off = isinstance(e, (ConnectionResetError, BrokenPipeError))
+                last_word = self._peers_last_word() if cut_off else None
                 self.close()
                 if isinstance(e, _Stalled):
                     raise NetworkTimeout("write timed out: no progress for %s s (sending %s, peer %s)"
                                          % (_seconds(self.write_timeout), message.type, self.peer)) from None
+                if last_word is not None:
+                    raise last_word from e
+                if cut_off:
+                    raise ConnectionClosedError("peer %s closed the connection while %s was being sent (%s)"
+                                                % (self.peer, message.type, e)) from e
                 raise
+
+    def _peers_last_word(self):
+        """After a write the peer cut off: the RemoteError of the ``error`` message it sent before it closed, or
+        None. A receiver refuses a frame over its limit at the header and closes while the body is still being
+        written: its reason is already here, ahead of the reset (the kernel keeps what arrived before it). Messages
+        read on the way go where they belong. Never waits; leaves it to the reader when another thread reads."""
+        with self._state:
+            if self._reader_busy:
+                return None
+            self._reader_busy = True
+        try:
+            for _ in range(8):
+                message = self._read_one(0, None)
+                if message is None:
+                    return None
+                if message.type == MessageType.error and message.reply_to is None:
+                    return _remote_error(message)
+                if message.type not in (_PING, _PONG):
+                    with self._state:
+                        self._route(message, False)
+        except (NetutilsError, OSError):
+            return None
+        finally:
+            with self._state:
+                self._reader_busy = False
+                self._state.notify_all()
+        return None
 
     def _write(self, frame):
         buffers = frame.buffers()

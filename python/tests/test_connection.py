@@ -337,6 +337,17 @@ def test_request_leaves_the_callers_message_as_it_was():
         assert shared.id is None
 
 
+def test_a_sender_cut_off_by_the_receivers_frame_limit_learns_the_receivers_reason():
+    # The receiver refuses the frame at its header, says why, and closes while the body is still being written:
+    # the sender used to see only a bare ConnectionResetError.
+    from netutils import RemoteError
+    with serving(ECHO, max_frame_bytes=1 << 20) as server, NetworkConnection("127.0.0.1", server.port) as client:
+        with pytest.raises(RemoteError, match="FRAME_TOO_LARGE") as refused:
+            client.request(Message(MessageType.KV_cache, numpy.zeros(64 << 20, numpy.uint8)), timeout=30)
+        assert "1048576" in str(refused.value) or "1,048,576" in str(refused.value)
+        assert not client.is_open
+
+
 def test_request_has_a_default_deadline():
     from netutils import NetworkTimeout
     silent = of_requests(lambda request: None)  # never answers

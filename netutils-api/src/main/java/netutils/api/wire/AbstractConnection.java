@@ -255,7 +255,54 @@ public abstract class AbstractConnection implements Connection {
         try {
             writeMessage(message);
         } catch (IOException e) {
+            RemoteErrorException lastWord = closed.get() ? null : peersLastWord();
+            if (lastWord != null) {
+                lastWord.addSuppressed(e);
+                throw fail(lastWord);
+            }
             throw fail(e);
+        }
+    }
+
+    /**
+     * After a write that failed: the exception of the {@code error} message the peer sent before it closed, or
+     * {@code null}. A receiver refuses a frame over its limit at the header and closes while the body is still
+     * being written; its reason is already here, ahead of the reset (the kernel keeps what arrived before it), and
+     * says more than "connection reset". Messages read on the way go where they belong. Never waits for bytes; when
+     * another thread is reading, waits briefly for it, since it may be about to read that very error.
+     */
+    private RemoteErrorException peersLastWord() {
+        if (readerLock.isHeldByCurrentThread()) {
+            return null; // a reader answering a ping: it goes on reading by itself
+        }
+        try {
+            if (!readerLock.tryLock(100, TimeUnit.MILLISECONDS)) {
+                return null;
+            }
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            return null;
+        }
+        try {
+            for (int frames = 0; frames < 8 && !closed.get(); frames++) {
+                Message message = readMessage(0, null);
+                if (message == null) {
+                    return null;
+                }
+                if (message.type().equals(MessageType.ERROR) && message.replyTo().isEmpty()) {
+                    return remoteError(message);
+                }
+                if (message.type().equals(PING) || message.type().equals(PONG)) {
+                    message.close();
+                } else {
+                    queue(route(message, null));
+                }
+            }
+            return null;
+        } catch (IOException | RuntimeException e) {
+            return null; // nothing more to learn: the write's own failure is the answer
+        } finally {
+            readerLock.unlock();
         }
     }
 

@@ -92,6 +92,20 @@ class TcpBadInputTest {
     }
 
     @Test
+    void aSenderCutOffByTheServersLimitMidFrameLearnsTheServersReason() throws Exception {
+        // 64 MiB cannot sit in the socket buffers: the server refuses the header and closes while the client still
+        // writes the body, and the client's write fails with a reset. It used to say only "connection reset".
+        TcpOptions small = TcpOptions.builder().maxFrameBytes(1 << 20).build();
+        try (TcpServer server = TcpServer.bind(new InetSocketAddress(InetAddress.getLoopbackAddress(), 0), small).serve(ECHO);
+                Connection client = TcpClient.connect("127.0.0.1", server.port())) {
+            Message big = Message.of(MessageType.KV_CACHE, Tensor.zeros(DType.U8, 64 << 20));
+            assertThatThrownBy(() -> client.request(big, Duration.ofSeconds(30))).isInstanceOf(RemoteErrorException.class)
+                    .hasMessageContaining("FRAME_TOO_LARGE").hasMessageContaining("exceeds the limit of 1,048,576 bytes");
+            assertThat(client.isOpen()).isFalse();
+        }
+    }
+
+    @Test
     void clientWhoseServerDiesMidFrameGetsAClearExceptionNotAHang() throws Exception {
         byte[] frame = Frames.toRawMessage(Message.of(MessageType.HIDDEN_STATE, TcpTestSupport.random(DType.F32, new Random(2), 1, 4096)));
         try (ServerSocket dying = new ServerSocket(0, 1, InetAddress.getLoopbackAddress())) {
