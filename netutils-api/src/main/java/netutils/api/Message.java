@@ -6,6 +6,7 @@ import java.util.NoSuchElementException;
 import java.util.Objects;
 import java.util.Optional;
 import java.util.SequencedMap;
+import netutils.api.internal.Unicode;
 
 /**
  * What travels on a {@link Connection}: a {@link MessageType}, named {@link Tensor tensors} in order, string
@@ -255,6 +256,14 @@ public final class Message implements AutoCloseable {
         return out.append(']').toString();
     }
 
+    /** Refuses a string that is not valid Unicode (see {@link Unicode#lonelySurrogate}). */
+    static void requireUnicode(String what, String value) {
+        String problem = Unicode.lonelySurrogate(value);
+        if (problem != null) {
+            throw new IllegalArgumentException(what + " is not valid Unicode: " + problem);
+        }
+    }
+
     /** Builds a {@link Message}. Not thread-safe. */
     public static final class Builder {
         private final MessageType type;
@@ -309,6 +318,7 @@ public final class Message implements AutoCloseable {
         public Builder meta(String key, String value) {
             checkName("metadata key", key);
             Objects.requireNonNull(value, "value");
+            requireUnicode("metadata value of '" + key + "'", value);
             if (metaShared) {
                 meta = new LinkedHashMap<>(meta);
                 metaShared = false;
@@ -324,6 +334,9 @@ public final class Message implements AutoCloseable {
          * @return this builder
          */
         public Builder id(String id) {
+            if (id != null) {
+                requireUnicode("id", id);
+            }
             this.id = id;
             return this;
         }
@@ -335,6 +348,9 @@ public final class Message implements AutoCloseable {
          * @return this builder
          */
         public Builder replyTo(String requestId) {
+            if (requestId != null) {
+                requireUnicode("reply_to", requestId);
+            }
             this.replyTo = requestId;
             return this;
         }
@@ -387,6 +403,7 @@ public final class Message implements AutoCloseable {
 
         private static void checkName(String what, String name) {
             Objects.requireNonNull(name, what);
+            requireUnicode(what, name);
             int characters = name.codePointCount(0, name.length());
             if (characters == 0 || characters > MAX_NAME_LENGTH) {
                 throw new IllegalArgumentException(what + " must have 1 to " + MAX_NAME_LENGTH + " characters, got "

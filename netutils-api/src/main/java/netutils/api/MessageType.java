@@ -60,6 +60,7 @@ public final class MessageType {
                 throw new IllegalArgumentException("message type name has a control character at index " + i);
             }
         }
+        Message.requireUnicode("message type name", name);
         return new MessageType(name);
     }
 

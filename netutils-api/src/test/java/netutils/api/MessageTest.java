@@ -61,4 +61,29 @@ class MessageTest {
         assertThatThrownBy(() -> netutils.api.wire.Frames.toJson(Message.of(MessageType.MASK)))
                 .isInstanceOf(IllegalStateException.class).hasMessageContaining("netutils-serde-json");
     }
+
+    @Test
+    void aStringThatIsNotValidUnicodeIsRefusedWhereverItWouldTravel() {
+        // A lone surrogate has no UTF-8 form: msgpack wrote it as '?', and the Python side refuses it.
+        String lone = "a\ud800b";
+        Tensor t = Tensor.scalar(1);
+        assertThatThrownBy(() -> MessageType.of(lone)).isInstanceOf(IllegalArgumentException.class)
+                .hasMessageContaining("message type name is not valid Unicode")
+                .hasMessageContaining("lone surrogate U+D800 at index 1");
+        assertThatThrownBy(() -> Message.builder(MessageType.MASK).id(lone))
+                .hasMessageContaining("id is not valid Unicode");
+        assertThatThrownBy(() -> Message.builder(MessageType.MASK).replyTo(lone))
+                .hasMessageContaining("reply_to is not valid Unicode");
+        assertThatThrownBy(() -> Message.builder(MessageType.MASK).meta(lone, "v"))
+                .hasMessageContaining("metadata key is not valid Unicode");
+        assertThatThrownBy(() -> Message.builder(MessageType.MASK).meta("k", "\udc00"))
+                .hasMessageContaining("metadata value of 'k' is not valid Unicode")
+                .hasMessageContaining("U+DC00 at index 0");
+        assertThatThrownBy(() -> Message.builder(MessageType.MASK).tensor(lone, t))
+                .hasMessageContaining("tensor name is not valid Unicode");
+        // a surrogate pair is one character (U+1F600) and travels fine
+        Message emoji = Message.builder(MessageType.of("\ud83d\ude00")).id("\ud83d\ude00").meta("k", "x\ud83d\ude00")
+                .tensor("\ud83d\ude00", t).build();
+        assertThat(emoji.meta("k")).contains("x\ud83d\ude00");
+    }
 }

@@ -14,6 +14,7 @@ import netutils.api.MessageType;
 import netutils.api.ProtocolException;
 import netutils.api.ProtocolException.Kind;
 import netutils.api.Tensor;
+import netutils.api.internal.Unicode;
 
 /**
  * The envelope's schema in one socket-free place: its key names, its form as a tree of plain values, and the
@@ -437,6 +438,10 @@ public final class EnvelopeSchema {
             if (characters == 0 || characters > Message.MAX_NAME_LENGTH) {
                 throw invalid("tensor " + i + " has a name of " + characters + " characters (1.."
                         + Message.MAX_NAME_LENGTH + " allowed)");
+            }
+            String notUnicode = Unicode.lonelySurrogate(name);
+            if (notUnicode != null) {
+                throw invalid("tensor " + i + " has a name that is not valid Unicode: " + notUnicode);
             }
             if (!names.add(name)) {
                 throw invalid("tensor name '" + name + "' appears twice");

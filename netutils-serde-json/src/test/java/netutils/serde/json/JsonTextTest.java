@@ -47,6 +47,19 @@ class JsonTextTest {
     }
 
     @Test
+    void escapedLoneSurrogatesAreRefusedAsPythonRefusesThem() {
+        // JSON can spell a lone surrogate ("\ud800"); no UTF-8 text can hold it, and from_json refuses it
+        for (String json : new String[] {
+                "{\"type\":\"a\",\"meta\":{\"k\":\"\\ud800x\"}}",
+                "{\"type\":\"a\",\"id\":\"\\udfff\"}",
+                "{\"type\":\"a\\ud800\"}",
+                "{\"type\":\"a\",\"tensors\":[{\"name\":\"\\ud800\",\"dtype\":\"U8\",\"shape\":[0],\"data\":\"\"}]}"}) {
+            assertThatThrownBy(() -> Frames.fromJson(json)).as(json).isInstanceOf(ProtocolException.class)
+                    .hasMessageContaining("not valid Unicode");
+        }
+    }
+
+    @Test
     void badTextSaysWhatIsWrong() {
         assertThatThrownBy(() -> Frames.fromJson("{\"type\": 3}"))
                 .isInstanceOf(ProtocolException.class).hasMessageContaining("type must be a string");

@@ -41,6 +41,14 @@ class RawFrameTest {
     }
 
     @Test
+    void anEnvelopeWithALoneSurrogateIsRefusedNotPassedOn() {
+        assertRefused(frame("{\"type\":\"a\",\"meta\":{\"k\":\"\\ud800\"}}", new byte[0]), Kind.MALFORMED_ENVELOPE,
+                "not valid Unicode");
+        assertRefused(frame("{\"type\":\"a\",\"tensors\":[{\"name\":\"\\udc00\",\"dtype\":\"U8\",\"shape\":[1],"
+                + "\"offset\":0,\"nbytes\":1}]}", new byte[] {7}), Kind.MALFORMED_ENVELOPE, "not valid Unicode");
+    }
+
+    @Test
     void everyDtypeAndTypeRoundTripsAsARawFrame() throws ProtocolException {
         for (Message message : Samples.everyDtype()) {
             assertThat(Frames.fromRawMessage(Frames.toRawMessage(message))).isEqualTo(message);

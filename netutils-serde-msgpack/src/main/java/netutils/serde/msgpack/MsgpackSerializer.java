@@ -188,7 +188,7 @@ public final class MsgpackSerializer implements Serializer {
                 case STRING -> {
                     int length = in.unpackRawStringHeader();
                     checkCount(length, 1, path, "a string of", "bytes");
-                    return new String(in.readPayload(length), StandardCharsets.UTF_8);
+                    return utf8(in.readPayload(length), path);
                 }
                 case BINARY -> {
                     int length = in.unpackBinaryHeader();
@@ -243,6 +243,21 @@ public final class MsgpackSerializer implements Serializer {
                         + (what.isEmpty() ? "" : what + " ") + Integer.toUnsignedString(count) + " " + unit
                         + " but only " + remaining + " bytes remain");
             }
+        }
+    }
+
+    /**
+     * Strict UTF-8: {@code new String(bytes, UTF_8)} turns malformed bytes (an encoded lone surrogate among them)
+     * into U+FFFD without a word, a value converted to garbage; Python's reader refuses them, and so does this.
+     */
+    private static String utf8(byte[] bytes, String path) throws ProtocolException {
+        try {
+            return StandardCharsets.UTF_8.newDecoder()
+                    .onMalformedInput(java.nio.charset.CodingErrorAction.REPORT)
+                    .onUnmappableCharacter(java.nio.charset.CodingErrorAction.REPORT)
+                    .decode(java.nio.ByteBuffer.wrap(bytes)).toString();
+        } catch (java.nio.charset.CharacterCodingException e) {
+            throw EnvelopeSchema.invalid(path + " is not valid UTF-8 (" + e.getMessage() + ")");
         }
     }
 }

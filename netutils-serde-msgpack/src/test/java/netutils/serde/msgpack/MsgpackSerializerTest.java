@@ -75,6 +75,18 @@ class MsgpackSerializerTest {
     }
 
     @Test
+    void aStringThatIsNotUtf8IsRefusedNotTurnedIntoReplacementCharacters() throws Exception {
+        // ED A0 80 is a lone surrogate (U+D800) in CESU-8 form, C3 28 a broken sequence: both used to read as U+FFFD
+        for (byte[] bad : new byte[][] {{(byte) 0xED, (byte) 0xA0, (byte) 0x80}, {(byte) 0xC3, 0x28}}) {
+            MessageBufferPacker packer = MessagePack.newDefaultBufferPacker();
+            packer.packMapHeader(2).packString("type").packString("mask").packString("meta").packMapHeader(1)
+                    .packString("k").packRawStringHeader(bad.length).addPayload(bad);
+            assertThatThrownBy(() -> serializer.readEnvelope(packer.toByteArray())).isInstanceOf(ProtocolException.class)
+                    .hasMessageContaining("meta.k is not valid UTF-8");
+        }
+    }
+
+    @Test
     void duplicateKeysAreRefusedNotMerged() throws Exception {
         MessageBufferPacker packer = MessagePack.newDefaultBufferPacker();
         packer.packMapHeader(3).packString("type").packString("mask")
