@@ -471,7 +471,7 @@ class MemorySource:
 
 
 def decode_whole(raw_message, tensors="auto"):
-    """The Message of a bytes-like object holding exactly one frame (Java's ``Message.fromRawMessage``)."""
+    """The Message of a bytes-like object holding exactly one frame (Java's ``Frames.fromRawMessage``)."""
     tensors = dtypes.resolve_tensors_choice(dtypes.check_tensors_choice(tensors))
     try:
         source = MemorySource(raw_message)

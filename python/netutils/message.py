@@ -162,13 +162,13 @@ class Message:
 
     def to_json(self):
         """The self-contained JSON text of this message (tensor bytes in base64), the format of Java's
-        ``Message.toJson()``: for logs, debugging and JSON-only peers. Not what goes on the wire."""
+        ``Frames.toJson(message)``: for logs, debugging and JSON-only peers. Not what goes on the wire."""
         from . import text
         return text.write(self)
 
     @staticmethod
     def from_json(json_string, tensors="auto"):
-        """Reads the text of :meth:`to_json` (or Java's ``toJson()``); ValueError naming what is wrong."""
+        """Reads the text of :meth:`to_json` (or Java's ``Frames.toJson``); ValueError naming what is wrong."""
         from . import text
         return text.read(json_string, tensors)
 
@@ -179,7 +179,7 @@ class Message:
 
     @staticmethod
     def from_raw_message(raw_message, tensors="auto"):
-        """Parses one whole frame (bytes-like), as Java's ``Message.fromRawMessage``; ProtocolError naming what
+        """Parses one whole frame (bytes-like), as Java's ``Frames.fromRawMessage``; ProtocolError naming what
         is wrong, including bytes after the frame (TRAILING_BYTES)."""
         from . import frames
         return frames.decode_whole(raw_message, tensors)

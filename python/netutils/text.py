@@ -1,4 +1,4 @@
-"""The JSON text of a message (``to_json`` / ``from_json``), the format of Java's ``Message.toJson()``:
+"""The JSON text of a message (``to_json`` / ``from_json``), the format of Java's ``Frames.toJson(message)``:
 
     {"type":..,"id":..,"reply_to":..,"meta":{..},"tensors":[{"name":..,"dtype":..,"shape":[..],"data":"<base64>"}]}
 

@@ -20,7 +20,8 @@ public final class ExampleServer {
             usage: ExampleServer [--host 127.0.0.1] [--port 5000] [--serializer NAME]
               --host ADDRESS  where to listen. The default, 127.0.0.1, accepts connections from this machine only.
                               --host 0.0.0.0 listens on every interface: any host that can reach this machine
-                              can then connect, and netutils has no authentication or encryption yet.
+                              can then connect, and this example speaks plaintext without authentication
+                              (netutils has TLS and mutual TLS, TcpOptions.tls; this example does not turn it on).
               Ctrl-C (SIGINT) or kill (SIGTERM) closes the server and frees the port.""";
 
     private ExampleServer() {
@@ -33,8 +34,8 @@ public final class ExampleServer {
             return " (this machine only; --host 0.0.0.0 listens on every interface)";
         }
         if (host.isAnyLocalAddress()) {
-            return " (EVERY interface: any host that can reach this machine can connect; netutils has no"
-                    + " authentication or encryption yet, so keep this port behind a firewall)";
+            return " (EVERY interface: any host that can reach this machine can connect; this example speaks"
+                    + " plaintext without authentication (no TLS), so keep this port behind a firewall)";
         }
         return " (the interface of " + host.getHostAddress() + ": hosts that can reach it can connect)";
     }
