@@ -68,6 +68,12 @@ class _Call:
         return self.reply
 
 
+def _valid_unicode(text):
+    """``text`` with lone surrogates (no UTF-8 form, so no frame could carry them) replaced by U+FFFD: an error's
+    detail must still reach the peer when the text it quotes was cut inside a character."""
+    return "".join("\ufffd" if "\ud800" <= c <= "\udfff" else c for c in text) if text else text
+
+
 def _remote_error(message):
     return RemoteError(message.meta.get("code", "UNKNOWN"), message.meta.get("detail", "(no detail)"))
 
@@ -423,6 +429,11 @@ class NetworkConnection:
             except BaseException as e:
                 cut_off = isinstance(e, (ConnectionResetError, BrokenPipeError))
                 last_word = self._peers_last_word() if cut_off else None
+                if last_word is not None:
+                    with self._state:  # every waiter learns the peer's reason, not just this sender
+                        if self._fatal is None:
+                            self._fatal = last_word
+                        self._state.notify_all()
                 self.close()
                 if isinstance(e, _Stalled):
                     raise NetworkTimeout("write timed out: no progress for %s s (sending %s, peer %s)"
@@ -445,7 +456,8 @@ class NetworkConnection:
             self._reader_busy = True
         try:
             for _ in range(8):
-                message = self._read_one(0, None)
+                # without telling the peer about a bad frame: this thread holds the send locks (and the peer is gone)
+                message = self._read_one(0, None, tell_peer=False)
                 if message is None:
                     return None
                 if message.type == MessageType.error and message.reply_to is None:
@@ -630,7 +642,7 @@ class NetworkConnection:
         with self._state:
             return self._late_replies
 
-    def _read_one(self, timeout, buffer):
+    def _read_one(self, timeout, buffer, tell_peer=True):
         """Reads one frame; None if none began within ``timeout`` (given) ."""
         with self._receive_lock:
             self._ensure_open()
@@ -652,7 +664,7 @@ class NetworkConnection:
                 decoded = frames.read_frame(self._source, self.max_frame_bytes, self.max_envelope_bytes,
                                             self._tensors, buffer, self._header_read)
             except ProtocolError as e:
-                if e.kind != Kind.TRUNCATED:
+                if e.kind != Kind.TRUNCATED and tell_peer:
                     self._tell_peer(e)
                 self.close()
                 raise
@@ -704,7 +716,9 @@ class NetworkConnection:
     def _tell_peer(self, problem):
         """Best effort: the peer learns why it is being disconnected."""
         try:
-            self.send_data(Message(MessageType.error, meta={"code": problem.kind.value, "detail": problem.args[0]}))
+            # not counted as a message an in-order peer answers: the connection closes after it
+            self._send_frame(Message(MessageType.error, meta={"code": problem.kind.value,
+                                                              "detail": _valid_unicode(problem.args[0])}))
         except (OSError, ValueError, RuntimeError):
             pass  # the peer may be gone; the local exception says what happened
 
@@ -742,13 +756,18 @@ class NetworkConnection:
                         call.plain_sends_before = self._plain_sends_after_last_call
                         self._plain_sends_after_last_call = 0
                         self._send_order.append(call)
-                    self._send_frame(message)
+                    try:
+                        self._send_frame(message)
+                    except BaseException:
+                        # not sent: give back its place and what it counted, before another sender takes a place
+                        with self._state:
+                            if self._send_order and self._send_order[-1] is call:
+                                self._send_order.pop()
+                                self._plain_sends_after_last_call += call.plain_sends_before
+                        raise
         except BaseException:
             with self._state:
                 self._calls.pop(message.id, None)
-                if self._send_order and self._send_order[-1] is call:  # not sent: give back what it counted
-                    self._send_order.pop()
-                    self._plain_sends_after_last_call += call.plain_sends_before
             raise
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
@@ -798,7 +817,7 @@ def of_requests(handler):
                 reply = handler(request)
             except Exception as e:
                 connection.send_data(Message(MessageType.error, reply_to=request.id, meta={
-                    "code": "HANDLER_FAILED", "detail": str(e) or type(e).__name__}))
+                    "code": "HANDLER_FAILED", "detail": _valid_unicode(str(e)) or type(e).__name__}))
                 if request.id is None:
                     raise  # the peer cannot tell which message failed: end the connection
                 continue

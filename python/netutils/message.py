@@ -28,7 +28,21 @@ def check_name(what, name):
     length = java_length(name)
     if length == 0 or length > MAX_NAME_LENGTH:
         raise ValueError("%s must have 1 to %d characters, got %d" % (what, MAX_NAME_LENGTH, length))
+    check_unicode(what, name)
     return name
+
+
+def check_unicode(what, text):
+    """Refuses a str holding a lone surrogate: it has no UTF-8 form, so sending it would fail with a bare
+    UnicodeEncodeError (as Java's Message refuses it when built)."""
+    if text.isascii():
+        return text
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as e:
+        raise ValueError("%s is not valid Unicode: it holds a lone surrogate U+%04X at index %d, which UTF-8 "
+                         "cannot carry" % (what, ord(text[e.start]), e.start)) from None
+    return text
 
 
 _BY_NAME = {}
@@ -59,6 +73,7 @@ class MessageType(str):
             code = ord(char)
             if code < 0x20 or 0x7F <= code <= 0x9F:  # Java's Character.isISOControl
                 raise ValueError("message type name has a control character at index %d" % index)
+        check_unicode("message type name", name)
         return super().__new__(cls, name)
 
     @classmethod
@@ -121,11 +136,13 @@ class Message:
                 # (builtins.type: the parameter named after the original module's keeps the builtin's name)
                 raise TypeError("metadata %r must be a str, got %s (metadata is string to string)"
                                 % (key, builtins.type(value).__name__))
-            checked[key] = value
+            checked[key] = check_unicode("metadata value of %r" % key, value)
         self.meta = checked
         for field, value in (("id", id), ("reply_to", reply_to)):
             if value is not None and not isinstance(value, str):
                 raise TypeError("%s must be a str or None, got %s" % (field, builtins.type(value).__name__))
+            if value is not None:
+                check_unicode(field, value)
         self.id = id
         self.reply_to = reply_to
 

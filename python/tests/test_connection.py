@@ -348,6 +348,100 @@ def test_a_sender_cut_off_by_the_receivers_frame_limit_learns_the_receivers_reas
         assert not client.is_open
 
 
+def test_a_sender_whose_peer_sent_garbage_then_reset_is_told_so_and_does_not_hang():
+    # Looking for the peer's last word after the reset read the garbage, and telling the peer about it tried to
+    # take the send locks this thread held: the sender hung for good, and every other thread with it.
+    import socket
+    import struct
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def peer():
+        sock, _ = listener.accept()
+        sock.sendall(b"GARBAGE-NOT-A-FRAME-AT-ALL....")
+        sock.recv(4096)  # the client is writing now
+        time.sleep(0.2)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        sock.close()  # a reset
+    threading.Thread(target=peer, daemon=True).start()
+    with listener, NetworkConnection("127.0.0.1", listener.getsockname()[1]) as client:
+        time.sleep(0.2)  # the garbage has arrived
+        outcome = []
+
+        def send():
+            try:
+                client.send_data(Message(MessageType.KV_cache, numpy.zeros(64 << 20, numpy.uint8)))
+            except Exception as e:  # noqa: BLE001 - the test looks at what the sender met
+                outcome.append(e)
+        sender = threading.Thread(target=send, daemon=True)
+        sender.start()
+        sender.join(20)
+        assert not sender.is_alive(), "send_data hung"
+        assert len(outcome) == 1 and isinstance(outcome[0], ConnectionClosedError), outcome
+
+
+def test_a_call_refused_before_sending_gives_back_its_place_even_when_another_caller_got_in():
+    # The refused call's place was given back only after the order lock was released: a call sent meanwhile by
+    # another thread came after the never-sent one, whose phantom place then took that call's answer (and every
+    # later call got the answer of the call before it).
+    def times_ten(connection):
+        for request in connection:
+            connection.send_data(Message(MessageType.KV_index, numpy.array(int(request.data) * 10)))
+
+    class SlowToRelease:
+        """The order lock, releasing late for thread A: B gets in between A's failure and A's clean-up."""
+        def __init__(self):
+            self.lock = threading.Lock()
+
+        def __enter__(self):
+            self.lock.acquire()
+
+        def __exit__(self, kind, value, traceback):
+            self.lock.release()
+            if kind is not None and threading.current_thread().name == "A":
+                time.sleep(0.3)
+            return False
+
+    with serving(times_ten) as server, NetworkConnection("127.0.0.1", server.port) as client:
+        client._order_lock = SlowToRelease()
+        send_frame = client._send_frame
+
+        def refuse_for_a(message):
+            if threading.current_thread().name == "A":
+                raise ValueError("refused before any byte was sent")
+            return send_frame(message)
+        client._send_frame = refuse_for_a
+        results = {}
+
+        def a():
+            with pytest.raises(ValueError):
+                client.request(Message(MessageType.KV_index, numpy.array(1)), timeout=5)
+
+        def b():
+            time.sleep(0.1)
+            results["B"] = int(client.request(Message(MessageType.KV_index, numpy.array(4)), timeout=5).data)
+        threads = [threading.Thread(target=a, name="A"), threading.Thread(target=b, name="B")]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(10)
+        assert results == {"B": 40}
+        assert [int(client.request(Message(MessageType.KV_index, numpy.array(v)), timeout=5).data)
+                for v in (5, 6)] == [50, 60]
+        assert client.late_replies == 0
+
+
+def test_a_handler_failure_whose_text_holds_half_a_character_is_still_answered():
+    # A text cut inside a character (half a surrogate pair) has no UTF-8 form: the error was never sent, and the
+    # caller waited for its whole deadline. It is sent with U+FFFD in place of the half.
+    def failing(request):
+        raise RuntimeError("bad hi \ud83d")
+    with serving(of_requests(failing)) as server, NetworkConnection("127.0.0.1", server.port) as client:
+        with pytest.raises(RemoteError, match="HANDLER_FAILED") as failed:
+            client.request(Message(MessageType.KV_index, numpy.array(1)), timeout=10)
+        assert failed.value.detail == "bad hi \ufffd"
+        assert client.is_open
+
+
 def test_request_has_a_default_deadline():
     from netutils import NetworkTimeout
     silent = of_requests(lambda request: None)  # never answers

@@ -146,6 +146,19 @@ def test_a_lone_surrogate_is_refused_where_it_would_fail_a_reply():
         Message.from_json('{"type":"x","meta":{"k":"\\ud800"}}')
 
 
+def test_a_message_is_refused_when_built_with_a_string_utf8_cannot_carry():
+    # it used to fail only when sent, with a bare UnicodeEncodeError; Java's Message refuses it when built too
+    for build, field in ((lambda: Message("x", meta={"k": "a\ud800"}), "metadata value of 'k'"),
+                         (lambda: Message("x", meta={"\udc00": "v"}), "metadata key"),
+                         (lambda: Message("x", id="\ud800"), "id"),
+                         (lambda: Message("x", reply_to="\ud800"), "reply_to"),
+                         (lambda: Message("x\ud800"), "message type name"),
+                         (lambda: Message("x", {"\ud800": numpy.zeros(1)}), "tensor name")):
+        with pytest.raises(ValueError, match=field.replace("(", "\\(") + " is not valid Unicode: it holds a lone"):
+            build()
+    assert Message("x", meta={"k": "\U0001F600"}).meta["k"] == "\U0001F600"
+
+
 def test_peer_text_in_errors_is_bounded_and_escaped_as_in_java():
     # A hostile peer's detail must not forge log lines, recolour a terminal or fill the log.
     error = RemoteError("BAD\x1b[31m", "line\nINFO:netutils:forged \u202e" + "x" * 10000)

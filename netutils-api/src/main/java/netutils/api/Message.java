@@ -96,11 +96,14 @@ public final class Message implements AutoCloseable {
      * An {@link MessageType#ERROR error} message with the code and description in its metadata.
      *
      * @param code a short machine-readable error code, e.g. {@code "HANDLER_FAILED"}; metadata {@code code}
-     * @param detail a human-readable description of what went wrong; metadata {@code detail}
+     * @param detail a human-readable description of what went wrong; metadata {@code detail}. A lone surrogate in
+     *     either (text cut inside a character, say) becomes U+FFFD: an error must still reach the peer, where any
+     *     other message refuses such a string
      * @return an error message with no tensors and no ids (set {@code reply_to} through {@link #toBuilder()})
      */
     public static Message error(String code, String detail) {
-        return builder(MessageType.ERROR).meta("code", code).meta("detail", detail).build();
+        return builder(MessageType.ERROR).meta("code", Unicode.mended(code)).meta("detail", Unicode.mended(detail))
+                .build();
     }
 
     /**

@@ -30,4 +30,27 @@ public final class Unicode {
         }
         return null;
     }
+
+    /**
+     * {@code value} with every lone surrogate replaced by U+FFFD, for text that must get through (an error's detail
+     * that quotes a string cut inside a character); {@code null} stays {@code null}.
+     *
+     * @param value the text
+     * @return the same text when it is valid Unicode, else a mended copy
+     */
+    public static String mended(String value) {
+        if (value == null || lonelySurrogate(value) == null) {
+            return value;
+        }
+        StringBuilder out = new StringBuilder(value.length());
+        for (int i = 0; i < value.length(); i++) {
+            char c = value.charAt(i);
+            if (Character.isHighSurrogate(c) && i + 1 < value.length() && Character.isLowSurrogate(value.charAt(i + 1))) {
+                out.append(c).append(value.charAt(++i));
+            } else {
+                out.append(Character.isSurrogate(c) ? '\uFFFD' : c);
+            }
+        }
+        return out.toString();
+    }
 }

@@ -256,6 +256,10 @@ public abstract class AbstractConnection implements Connection {
             writeMessage(message);
         } catch (IOException e) {
             RemoteErrorException lastWord = closed.get() ? null : peersLastWord();
+            if (lastWord == null && failure instanceof RemoteErrorException readByAnother) {
+                // another thread was reading and found the peer's last word first
+                lastWord = new RemoteErrorException(readByAnother.code(), readByAnother.detail());
+            }
             if (lastWord != null) {
                 lastWord.addSuppressed(e);
                 throw fail(lastWord);
@@ -482,9 +486,10 @@ public abstract class AbstractConnection implements Connection {
             return call;
         }
         // The order of sending is the order an in-order peer answers in: the call takes its place before it is
-        // written (a reader may find its answer at once), one sender at a time. The reader takes only sendOrder's
-        // monitor, never this lock, so a long write never stops it from reading (which could deadlock two peers
-        // writing large messages to each other).
+        // written (a reader may find its answer at once), one sender at a time. Routing takes only sendOrder's
+        // monitor, never this lock, so a long write never stops a reader from reading (which could deadlock two
+        // peers writing large messages to each other); a reader takes this lock only to tell the peer why it
+        // drops the connection (TcpConnection.tellPeer), when reading has ended anyway.
         orderedSending.lock();
         try {
             synchronized (sendOrder) {

@@ -188,6 +188,28 @@ class TcpCallsTest {
     }
 
     @Test
+    void aHandlerFailureWhoseTextHoldsHalfACharacterIsStillAnswered() throws Exception {
+        // User code cut a string inside an emoji: the detail holds a lone surrogate, which messages refuse. The
+        // error is sent with U+FFFD in its place (the caller waited for its whole deadline, or lost the connection).
+        String cut = "prompt: hi \ud83d\ude00".substring(0, 12);
+        for (ConnectionHandler failing : List.of(
+                ConnectionHandler.ofRequests(request -> {
+                    throw new IllegalStateException("bad " + cut);
+                }),
+                ConnectionHandler.ofConcurrentRequests(request -> {
+                    throw new IllegalStateException("bad " + cut);
+                }, 4))) {
+            try (TcpServer server = TcpServer.bind(0).serve(failing);
+                    Connection client = TcpClient.connect("127.0.0.1", server.port())) {
+                assertThatThrownBy(() -> client.request(Message.of(MessageType.KV_INDEX, Tensor.scalar(1)),
+                        Duration.ofSeconds(10))).isInstanceOf(RemoteErrorException.class)
+                        .hasMessageContaining("HANDLER_FAILED").hasMessageContaining("bad prompt: hi \uFFFD");
+                assertThat(client.isOpen()).isTrue();
+            }
+        }
+    }
+
+    @Test
     void asyncCallsCompleteFailAtTheirDeadlineAndCanBeCancelled() throws Exception {
         try (TcpServer server = TcpServer.bind(0).serve(OUT_OF_ORDER);
                 Connection client = TcpClient.connect("127.0.0.1", server.port())) {
