@@ -272,9 +272,11 @@ public abstract class AbstractConnection implements Connection {
      * After a write that failed: the exception of the {@code error} message the peer sent before it closed, or
      * {@code null}. A receiver refuses a frame over its limit at the header and closes while the body is still
      * being written; its reason is already here, ahead of the reset (the kernel keeps what arrived before it), and
-     * says more than "connection reset". Messages read on the way go where they belong. Never waits for bytes; when
-     * another thread is reading, waits briefly for it, since it may be about to read that very error.
+     * says more than "connection reset". Messages read on the way go where they belong. Waits at most a millisecond
+     * for bytes; when another thread is reading, waits briefly for it, since it may be about to read that very error.
      */
+    private static final long LAST_WORD_WAIT_NANOS = TimeUnit.MILLISECONDS.toNanos(1);
+
     private RemoteErrorException peersLastWord() {
         if (readerLock.isHeldByCurrentThread()) {
             return null; // a reader answering a ping: it goes on reading by itself
@@ -289,7 +291,8 @@ public abstract class AbstractConnection implements Connection {
         }
         try {
             for (int frames = 0; frames < 8 && !closed.get(); frames++) {
-                Message message = readMessage(0, null);
+                // a millisecond, not zero: TLS reads the socket only when it may wait, and the bytes are here anyway
+                Message message = readMessage(LAST_WORD_WAIT_NANOS, null);
                 if (message == null) {
                     return null;
                 }

@@ -31,6 +31,7 @@ import netutils.api.ConnectionHandler;
 import netutils.api.DType;
 import netutils.api.Message;
 import netutils.api.MessageType;
+import netutils.api.RemoteErrorException;
 import netutils.api.Tensor;
 import netutils.transport.tcp.internal.TcpConnection;
 import org.bouncycastle.asn1.x509.GeneralName;
@@ -75,6 +76,18 @@ class TlsTest {
             assertThat(session.getProtocol()).isEqualTo("TLSv1.3");
             assertThat(session.getPeerPrincipal().getName()).isEqualTo("CN=localhost");
             roundTrips(client);
+        }
+    }
+
+    @Test
+    void overTlsTooASenderCutOffByTheServersLimitLearnsTheServersReason() throws Exception {
+        TcpOptions small = TcpOptions.builder().tls(serverTls(serverKeys).build()).maxFrameBytes(1 << 20).build();
+        try (TcpServer server = TcpServer.bind(new InetSocketAddress(InetAddress.getLoopbackAddress(), 0), small)
+                .serve(ECHO);
+                Connection client = TcpClient.connect("127.0.0.1", server.port(), clientOptions(clientTls().build()))) {
+            Message big = Message.of(MessageType.KV_CACHE, Tensor.zeros(DType.U8, 64 << 20));
+            assertThatThrownBy(() -> client.request(big, Duration.ofSeconds(30))).isInstanceOf(RemoteErrorException.class)
+                    .hasMessageContaining("FRAME_TOO_LARGE").hasMessageContaining("exceeds the limit of 1,048,576 bytes");
         }
     }
 
