@@ -206,7 +206,8 @@ public final class JacksonTrees {
             }
             case VALUE_NUMBER_INT -> {
                 if (parser.getNumberType() == JsonParser.NumberType.BIG_INTEGER) {
-                    throw EnvelopeSchema.invalid(path + " is " + parser.getString() + ", which does not fit 64 bits");
+                    throw EnvelopeSchema.invalid(path + " is " + parser.getString() + ", an integer over 64 bits, "
+                            + "which no envelope field holds");
                 }
                 return parser.getLongValue();
             }

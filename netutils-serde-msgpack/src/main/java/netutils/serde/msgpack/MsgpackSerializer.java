@@ -176,7 +176,8 @@ public final class MsgpackSerializer implements Serializer {
                     if (format == MessageFormat.UINT64) {
                         java.math.BigInteger big = in.unpackBigInteger();
                         if (big.bitLength() > 63) {
-                            throw EnvelopeSchema.invalid(path + " is " + big + ", which does not fit 64 bits");
+                            throw EnvelopeSchema.invalid(path + " is " + big + ", an integer over 64 bits, which no "
+                                    + "envelope field holds");
                         }
                         return big.longValue();
                     }
