@@ -14,6 +14,7 @@ import json
 import numpy
 
 from . import dtypes, envelope
+from .errors import ProtocolError
 from .frames import _allocate, _message
 from .message import MessageType, check_name
 
@@ -136,7 +137,10 @@ def read(text, tensors="auto"):
         if needs != len(data):
             raise ValueError("message JSON: tensor %r: %s %s needs %d bytes, data has %d"
                              % (name, dtype, list(shape), needs, len(data)))
-        array = _allocate(name, dtype, shape, needs)
+        try:
+            array = _allocate(name, dtype, shape, needs)
+        except ProtocolError as e:  # a shape numpy cannot hold: this reader's promise is a ValueError
+            raise ValueError("message JSON: %s" % e.args[0]) from None
         dtypes.byte_view(array)[:] = numpy.frombuffer(data, dtype=numpy.uint8)
         received[name] = dtypes.from_wire(dtype, array, tensors)
     return _message(message_type, received, dict(meta), id, reply_to)

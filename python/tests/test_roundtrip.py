@@ -194,6 +194,9 @@ def test_bad_json_text_says_what_is_wrong():
         Message.from_json('{"type":"mask","tensors":0}')
     with pytest.raises(ValueError, match="does not parse"):
         Message.from_json("[" * 100000 + "]" * 100000)
+    # no elements, but a dimension numpy cannot index: a ValueError too (it was a ProtocolError)
+    with pytest.raises(ValueError, match="numpy cannot hold F32 \\[0, 4611686018427387904\\]"):
+        Message.from_json('{"type":"a","tensors":[{"name":"d","dtype":"F32","shape":[0,4611686018427387904],"data":""}]}')
     # strict base64 with padding, the same inputs Java's JsonTextTest refuses
     for data in ("AA\\n==", "AA", "AA==\\n", "A A=", "AA=A", "AA==AA==", "AAAA=", "AAA=="):
         with pytest.raises(ValueError, match="tensors\\[0\\].data is not base64"):
