@@ -19,7 +19,7 @@ import time
 
 from . import dtypes, envelope, frames
 from .errors import ConnectionClosedError, Kind, NetutilsError, NetworkTimeout, ProtocolError, RemoteError
-from .message import Message, MessageType
+from .message import Message, MessageType, mend_unicode
 
 # Keepalive control messages (docs/PROTOCOL.md): a _ping is answered with a _pong by the transport itself.
 _PING = MessageType("_ping")
@@ -66,12 +66,6 @@ class _Call:
         if self.error is not None:
             raise self.error
         return self.reply
-
-
-def _valid_unicode(text):
-    """``text`` with lone surrogates (no UTF-8 form, so no frame could carry them) replaced by U+FFFD: an error's
-    detail must still reach the peer when the text it quotes was cut inside a character."""
-    return "".join("\ufffd" if "\ud800" <= c <= "\udfff" else c for c in text) if text else text
 
 
 def _remote_error(message):
@@ -400,21 +394,37 @@ class NetworkConnection:
         """
         if self._peer_correlates:
             self._send_frame(message)
-            return
-        # A peer that answers in order (the original module) answers this message too, before any call made after
-        # it: that answer is for receive_data, not for the next call. Counted before the write (a reader may find
-        # the answer at once), in the order of writing.
+        else:
+            # A peer that answers in order (the original module) answers this message too, before any call made
+            # after it: that answer is for receive_data, not for the next call.
+            self._send_in_order(message, None)
+
+    send = send_data
+
+    def _send_in_order(self, message, call):
+        """Sends to a peer that answers in order, taking the message's place in that order first: ``call``'s place
+        in _send_order, or, for a plain send (None), one more answer owed before the next call. The place is taken
+        before the write (a reader may find the answer at once), one sender at a time, so places follow the order
+        of writing; a message refused before anything went (too large, say) gives its place back before another
+        sender takes one (as Java's AbstractConnection.sendInOrder)."""
         with self._order_lock:
             with self._state:
-                self._plain_sends_after_last_call += 1
+                if call is None:
+                    self._plain_sends_after_last_call += 1
+                else:
+                    call.plain_sends_before = self._plain_sends_after_last_call
+                    self._plain_sends_after_last_call = 0
+                    self._send_order.append(call)
             try:
                 self._send_frame(message)
             except BaseException:
-                with self._state:  # refused before anything went (too large, say): nothing is owed for it
-                    self._plain_sends_after_last_call = max(0, self._plain_sends_after_last_call - 1)
+                with self._state:
+                    if call is None:
+                        self._plain_sends_after_last_call = max(0, self._plain_sends_after_last_call - 1)
+                    elif self._send_order and self._send_order[-1] is call:
+                        self._send_order.pop()
+                        self._plain_sends_after_last_call += call.plain_sends_before
                 raise
-
-    send = send_data
 
     def _send_frame(self, message):
         """Writes ``message`` as one frame (send_data without counting what an in-order peer owes)."""
@@ -718,7 +728,7 @@ class NetworkConnection:
         try:
             # not counted as a message an in-order peer answers: the connection closes after it
             self._send_frame(Message(MessageType.error, meta={"code": problem.kind.value,
-                                                              "detail": _valid_unicode(problem.args[0])}))
+                                                              "detail": mend_unicode(problem.args[0])}))
         except (OSError, ValueError, RuntimeError):
             pass  # the peer may be gone; the local exception says what happened
 
@@ -749,22 +759,7 @@ class NetworkConnection:
             if self._peer_correlates:
                 self._send_frame(message)
             else:
-                # An in-order peer answers in the order the calls were sent: the call takes its place before it is
-                # sent (its answer may be read by another thread at once), one sender at a time.
-                with self._order_lock:
-                    with self._state:
-                        call.plain_sends_before = self._plain_sends_after_last_call
-                        self._plain_sends_after_last_call = 0
-                        self._send_order.append(call)
-                    try:
-                        self._send_frame(message)
-                    except BaseException:
-                        # not sent: give back its place and what it counted, before another sender takes a place
-                        with self._state:
-                            if self._send_order and self._send_order[-1] is call:
-                                self._send_order.pop()
-                                self._plain_sends_after_last_call += call.plain_sends_before
-                        raise
+                self._send_in_order(message, call)  # an in-order peer answers in the order the calls were sent
         except BaseException:
             with self._state:
                 self._calls.pop(message.id, None)
@@ -817,7 +812,7 @@ def of_requests(handler):
                 reply = handler(request)
             except Exception as e:
                 connection.send_data(Message(MessageType.error, reply_to=request.id, meta={
-                    "code": "HANDLER_FAILED", "detail": _valid_unicode(str(e)) or type(e).__name__}))
+                    "code": "HANDLER_FAILED", "detail": mend_unicode(str(e)) or type(e).__name__}))
                 if request.id is None:
                     raise  # the peer cannot tell which message failed: end the connection
                 continue

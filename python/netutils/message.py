@@ -32,17 +32,26 @@ def check_name(what, name):
     return name
 
 
-def check_unicode(what, text):
+def check_unicode(what, text, *what_args):
     """Refuses a str holding a lone surrogate: it has no UTF-8 form, so sending it would fail with a bare
-    UnicodeEncodeError (as Java's Message refuses it when built)."""
+    UnicodeEncodeError (as Java's Message refuses it when built). ``what % what_args`` names it, formatted only
+    for the error."""
     if text.isascii():
         return text
     try:
         text.encode("utf-8")
     except UnicodeEncodeError as e:
         raise ValueError("%s is not valid Unicode: it holds a lone surrogate U+%04X at index %d, which UTF-8 "
-                         "cannot carry" % (what, ord(text[e.start]), e.start)) from None
+                         "cannot carry" % (what % what_args, ord(text[e.start]), e.start)) from None
     return text
+
+
+def mend_unicode(text):
+    """``text`` with lone surrogates replaced by U+FFFD, for text that must get through (an error's detail that
+    quotes a string cut inside a character), as Java's Unicode.mended."""
+    if not text or text.isascii():
+        return text
+    return "".join("\ufffd" if "\ud800" <= c <= "\udfff" else c for c in text)
 
 
 _BY_NAME = {}
@@ -136,7 +145,7 @@ class Message:
                 # (builtins.type: the parameter named after the original module's keeps the builtin's name)
                 raise TypeError("metadata %r must be a str, got %s (metadata is string to string)"
                                 % (key, builtins.type(value).__name__))
-            checked[key] = check_unicode("metadata value of %r" % key, value)
+            checked[key] = check_unicode("metadata value of %r", value, key)
         self.meta = checked
         for field, value in (("id", id), ("reply_to", reply_to)):
             if value is not None and not isinstance(value, str):

@@ -321,7 +321,10 @@ public final class Message implements AutoCloseable {
         public Builder meta(String key, String value) {
             checkName("metadata key", key);
             Objects.requireNonNull(value, "value");
-            requireUnicode("metadata value of '" + key + "'", value);
+            String notUnicode = Unicode.lonelySurrogate(value); // the text naming the key only when needed
+            if (notUnicode != null) {
+                throw new IllegalArgumentException("metadata value of '" + key + "' is not valid Unicode: " + notUnicode);
+            }
             if (metaShared) {
                 meta = new LinkedHashMap<>(meta);
                 metaShared = false;

@@ -42,15 +42,9 @@ public final class Unicode {
         if (value == null || lonelySurrogate(value) == null) {
             return value;
         }
-        StringBuilder out = new StringBuilder(value.length());
-        for (int i = 0; i < value.length(); i++) {
-            char c = value.charAt(i);
-            if (Character.isHighSurrogate(c) && i + 1 < value.length() && Character.isLowSurrogate(value.charAt(i + 1))) {
-                out.append(c).append(value.charAt(++i));
-            } else {
-                out.append(Character.isSurrogate(c) ? '\uFFFD' : c);
-            }
-        }
-        return out.toString();
+        // code points see a pair as one character beyond U+FFFF and a lone half as a surrogate code point
+        int[] mended = value.codePoints()
+                .map(c -> c >= Character.MIN_SURROGATE && c <= Character.MAX_SURROGATE ? 0xFFFD : c).toArray();
+        return new String(mended, 0, mended.length);
     }
 }

@@ -104,7 +104,7 @@ public abstract class AbstractConnection implements Connection {
      * whose answers a peer that answers in order still owes; guarded by {@link #sendOrder}.
      */
     private long plainSendsAfterLastCall;
-    /** Makes taking a place in {@link #sendOrder} and writing one step, for a peer that answers in order. */
+    /** Makes taking a place in the order and writing one step, for a peer that answers in order (sendInOrder). */
     private final ReentrantLock orderedSending = new ReentrantLock();
     private volatile boolean peerCorrelates;
     private final AtomicBoolean pumping = new AtomicBoolean();
@@ -225,22 +225,43 @@ public abstract class AbstractConnection implements Connection {
         ensureOpen();
         if (peerCorrelates) {
             sendControl(message);
-            return;
+        } else {
+            // An in-order peer (the original module) answers this message too, before it answers any call made
+            // after it: that answer is for receive(), not for the next call.
+            sendInOrder(message, null);
         }
-        // An in-order peer (the original module) answers this message too, before it answers any call made after
-        // it: that answer is for receive(), not for the next call. Counted before the write, which a reader may
-        // answer at once, and in the order of writing (orderedSending).
+    }
+
+    /**
+     * Sends to a peer that answers in order, taking the message's place in that order first: {@code call}'s place
+     * in {@link #sendOrder}, or, for a plain send ({@code null}), one more answer owed before the next call. The
+     * place is taken before the write (a reader may find the answer at once) and one sender at a time, so places
+     * follow the order of writing. Routing takes only sendOrder's monitor, never this lock, so a long write never
+     * stops a reader from reading (which could deadlock two peers writing large messages to each other); a reader
+     * takes this lock only to tell the peer why it drops the connection (TcpConnection.tellPeer), when reading has
+     * ended anyway. A message refused before any byte went (too large, say) gives its place back.
+     */
+    private void sendInOrder(Message message, Call call) throws IOException {
         orderedSending.lock();
         try {
             synchronized (sendOrder) {
-                plainSendsAfterLastCall++;
+                if (call == null) {
+                    plainSendsAfterLastCall++;
+                } else {
+                    call.plainSendsBefore = plainSendsAfterLastCall;
+                    plainSendsAfterLastCall = 0;
+                    sendOrder.addLast(call);
+                }
             }
             try {
                 sendControl(message);
             } catch (IOException | RuntimeException e) {
-                synchronized (sendOrder) { // refused before any byte went (too large, say): nothing is owed for it
-                    if (plainSendsAfterLastCall > 0) {
-                        plainSendsAfterLastCall--;
+                synchronized (sendOrder) {
+                    if (call == null) {
+                        plainSendsAfterLastCall = Math.max(0, plainSendsAfterLastCall - 1);
+                    } else if (sendOrder.peekLast() == call) {
+                        sendOrder.pollLast();
+                        plainSendsAfterLastCall += call.plainSendsBefore;
                     }
                 }
                 throw e;
@@ -268,6 +289,8 @@ public abstract class AbstractConnection implements Connection {
         }
     }
 
+    private static final long LAST_WORD_WAIT_NANOS = TimeUnit.MILLISECONDS.toNanos(1);
+
     /**
      * After a write that failed: the exception of the {@code error} message the peer sent before it closed, or
      * {@code null}. A receiver refuses a frame over its limit at the header and closes while the body is still
@@ -275,8 +298,6 @@ public abstract class AbstractConnection implements Connection {
      * says more than "connection reset". Messages read on the way go where they belong. Waits at most a millisecond
      * for bytes; when another thread is reading, waits briefly for it, since it may be about to read that very error.
      */
-    private static final long LAST_WORD_WAIT_NANOS = TimeUnit.MILLISECONDS.toNanos(1);
-
     private RemoteErrorException peersLastWord() {
         if (readerLock.isHeldByCurrentThread()) {
             return null; // a reader answering a ping: it goes on reading by itself
@@ -479,41 +500,15 @@ public abstract class AbstractConnection implements Connection {
         if (calls.putIfAbsent(id, call) != null) {
             throw new IllegalArgumentException("a call with id '" + id + "' is already outstanding on " + peer);
         }
-        if (peerCorrelates) {
-            try {
-                sendControl(outgoing);
-            } catch (IOException | RuntimeException e) {
-                calls.remove(id);
-                throw e;
-            }
-            return call;
-        }
-        // The order of sending is the order an in-order peer answers in: the call takes its place before it is
-        // written (a reader may find its answer at once), one sender at a time. Routing takes only sendOrder's
-        // monitor, never this lock, so a long write never stops a reader from reading (which could deadlock two
-        // peers writing large messages to each other); a reader takes this lock only to tell the peer why it
-        // drops the connection (TcpConnection.tellPeer), when reading has ended anyway.
-        orderedSending.lock();
         try {
-            synchronized (sendOrder) {
-                call.plainSendsBefore = plainSendsAfterLastCall;
-                plainSendsAfterLastCall = 0;
-                sendOrder.addLast(call);
-            }
-            try {
+            if (peerCorrelates) {
                 sendControl(outgoing);
-            } catch (IOException | RuntimeException e) {
-                calls.remove(id);
-                synchronized (sendOrder) {
-                    if (sendOrder.peekLast() == call) { // not sent: give back its place and what it counted
-                        sendOrder.pollLast();
-                        plainSendsAfterLastCall += call.plainSendsBefore;
-                    }
-                }
-                throw e;
+            } else {
+                sendInOrder(outgoing, call); // the order of sending is the order an in-order peer answers in
             }
-        } finally {
-            orderedSending.unlock();
+        } catch (IOException | RuntimeException e) {
+            calls.remove(id);
+            throw e;
         }
         return call;
     }
@@ -859,7 +854,7 @@ public abstract class AbstractConnection implements Connection {
                     sendControl(Message.builder(PING).id(idPrefix + "ping").build());
                     pumpIfNobodyReads();
                 } catch (IOException | RuntimeException e) {
-                    // send() has already closed the connection with the reason.
+                    // sendControl() has already closed the connection with the reason.
                 }
             });
         }

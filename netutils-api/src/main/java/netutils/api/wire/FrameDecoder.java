@@ -183,7 +183,6 @@ public final class FrameDecoder {
                 + of + " bytes of " + what, cause);
     }
 
-    /** The state of reading one body. */
     /**
      * {@code bytes} of writable memory from {@code tensorMemory} for tensor {@code name}, 64-byte aligned; whatever
      * the allocator does wrong (runs out, hands back the wrong size or read-only memory, throws) is an IOException
@@ -207,6 +206,7 @@ public final class FrameDecoder {
         }
     }
 
+    /** The state of reading one body. */
     private static final class BodyReader {
         private final FrameSource source;
         private final FrameHeader header;
